@@ -1,0 +1,55 @@
+"""The `lavimo` command line: one sub-command group per module in lavimo/commands/.
+
+Every Snakemake rule calls the library through this CLI. Each group registers itself lazily so
+that `lavimo render ...` never imports torch and `lavimo train ...` never imports bpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from lavimo import __version__
+from lavimo.io import LavimoInputError
+
+# group name -> (module under lavimo.commands, one-line help)
+COMMAND_GROUPS: dict[str, tuple[str, str]] = {
+    "motion": ("motion", "convert single motions: BVH -> joints, joints <-> HumanML3D features, mirroring"),
+    "prepare": ("prepare", "build a dataset's manifest and motion shards (demo, humanml3d, kitml, amass)"),
+    "avatars": ("avatars", "build the 13 avatars and their contact sheet"),
+    "render": ("render", "render clips headlessly with Blender (own process; imports bpy)"),
+    "bench": ("bench", "benchmarks that print throughput figures"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser with every sub-command group registered."""
+    parser = argparse.ArgumentParser(prog="lavimo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"lavimo {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for name, (module, help_text) in COMMAND_GROUPS.items():
+        group_parser = groups.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(f"lavimo.commands.{module}").register(group_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lavimo` executable."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = args.func(args)
+    except LavimoInputError as error:
+        print(f"lavimo: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
