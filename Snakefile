@@ -1,0 +1,28 @@
+# lavimo: raw motion capture -> avatars -> Blender renders -> CLIP features -> tri-modal model -> report.
+# `snakemake --cores all` runs the bundled demo end to end; see README.md for the targets.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    ds="demo|humanml3d|kitml",
+    shard=r"[0-9]{4}",
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/avatars.smk"
+include: "rules/render.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        default_targets,

@@ -1,0 +1,302 @@
+"""BVH reading and forward kinematics, vectorised over frames.
+
+Conventions (those of every common BVH exporter and Blender's importer):
+
+* ``CHANNELS`` lists a joint's motion columns in file order; rotations are Euler angles in degrees,
+  applied intrinsically in channel order: ``Zrotation Xrotation Yrotation`` means ``R = Rz @ Rx @ Ry``
+  acting on column vectors, so ``world = R_parent @ (R_joint @ child_offset + ...)``.
+* A joint with position channels (the root, or every joint in Bandai-Namco files) takes its local
+  translation from those channels, which replace its ``OFFSET``; a joint without them is translated by
+  its ``OFFSET``. Missing position axes fall back to the offset's component.
+* Units are whatever the file uses (BVH has no unit field); :mod:`lavimo.motion.source_skeletons`
+  detects them and converts to metres.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lavimo.io import LavimoInputError
+
+_MOTION_LINE = re.compile(r"^[ \t]*MOTION[ \t]*\r?$", re.MULTILINE)
+_POSITION_CHANNELS = {"xposition": 0, "yposition": 1, "zposition": 2}
+_ROTATION_CHANNELS = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
+
+
+@dataclass
+class BvhMotion:
+    """A parsed BVH file: the hierarchy plus per-frame local translations and rotations."""
+
+    path: str
+    joint_names: tuple[str, ...]
+    parents: np.ndarray  # (J,) int, -1 for the root
+    offsets: np.ndarray  # (J, 3) rest offsets from the parent, file units
+    channels: tuple[tuple[str, ...], ...]  # channel names per joint, file order
+    frame_time: float  # seconds
+    positions: np.ndarray  # (T, J, 3) local translations (position channels or the offset)
+    rotations: np.ndarray  # (T, J, 3) Euler angles in degrees, in ``rotation_orders[j]`` order
+    rotation_orders: tuple[str, ...]  # per joint, e.g. "ZXY" ("" for a joint without rotation channels)
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)  # joint index -> End Site offset (3,)
+
+    @property
+    def fps(self) -> float:
+        """Frames per second (1 / frame time)."""
+        return 1.0 / self.frame_time
+
+    @property
+    def n_frames(self) -> int:
+        """Number of frames T."""
+        return int(self.positions.shape[0])
+
+    def index(self, name: str) -> int:
+        """Index of the joint called ``name``."""
+        return self.joint_names.index(name)
+
+
+@dataclass
+class _Hierarchy:
+    names: list[str] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)
+    offsets: list[list[float]] = field(default_factory=list)
+    channels: list[tuple[str, ...]] = field(default_factory=list)
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def read_bvh(path: str | os.PathLike[str]) -> BvhMotion:
+    """Read a BVH file; every problem is raised as :class:`LavimoInputError` naming the file."""
+    path = Path(path)
+    text = _read_text(path)
+    match = _MOTION_LINE.search(text)
+    if match is None or "HIERARCHY" not in text[: match.start()]:
+        raise LavimoInputError(path, "not a BVH file (no HIERARCHY ... MOTION sections)")
+    head, body = text[: match.start()], text[match.end() :]
+    hierarchy = _parse_hierarchy(path, head)
+    n_frames, frame_time, data = _parse_motion(path, body, sum(len(c) for c in hierarchy.channels))
+    positions, rotations, orders = _split_channels(path, hierarchy, data, n_frames)
+    return BvhMotion(
+        path=str(path),
+        joint_names=tuple(hierarchy.names),
+        parents=np.asarray(hierarchy.parents, dtype=np.int64),
+        offsets=np.asarray(hierarchy.offsets, dtype=np.float64).reshape(-1, 3),
+        channels=tuple(hierarchy.channels),
+        frame_time=frame_time,
+        positions=positions,
+        rotations=rotations,
+        rotation_orders=orders,
+        end_sites=hierarchy.end_sites,
+    )
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise LavimoInputError(path, "file does not exist")
+    if not path.is_file():
+        raise LavimoInputError(path, "not a regular file")
+    try:
+        return path.read_bytes().decode("utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise LavimoInputError(path, f"not a BVH file (not text: {error.reason})") from error
+
+
+def _parse_hierarchy(path: Path, head: str) -> _Hierarchy:
+    """Parse the HIERARCHY section with a token-stream state machine."""
+    tokens = head.split()
+    hierarchy = _Hierarchy()
+    stack: list[int] = []  # open joints; -2 marks an open End Site
+    i = tokens.index("HIERARCHY") + 1
+    try:
+        while i < len(tokens):
+            token = tokens[i]
+            if token in ("ROOT", "JOINT"):
+                if token == "ROOT" and stack:
+                    raise LavimoInputError(path, "ROOT inside another joint")
+                parent = stack[-1] if stack else -1
+                if parent == -2:
+                    raise LavimoInputError(path, "JOINT inside an End Site")
+                hierarchy.names.append(tokens[i + 1])
+                hierarchy.parents.append(parent)
+                hierarchy.offsets.append([0.0, 0.0, 0.0])
+                hierarchy.channels.append(())
+                i += 2
+                i = _expect(path, tokens, i, "{")
+                stack.append(len(hierarchy.names) - 1)
+            elif token == "End":
+                if not stack or stack[-1] < 0 or tokens[i + 1] != "Site":
+                    raise LavimoInputError(path, "misplaced End Site")
+                i = _expect(path, tokens, i + 2, "{")
+                stack.append(-2)
+            elif token == "OFFSET":
+                if not stack:
+                    raise LavimoInputError(path, "OFFSET outside a joint")
+                offset = [float(v) for v in tokens[i + 1 : i + 4]]
+                if len(offset) != 3:
+                    raise ValueError("short OFFSET")
+                if stack[-1] == -2:
+                    hierarchy.end_sites[stack[-2]] = np.asarray(offset)
+                else:
+                    hierarchy.offsets[stack[-1]] = offset
+                i += 4
+            elif token == "CHANNELS":
+                i = _parse_channels(path, tokens, i, hierarchy, stack)
+            elif token == "}":
+                if not stack:
+                    raise LavimoInputError(path, "unbalanced braces in HIERARCHY")
+                stack.pop()
+                i += 1
+            else:
+                raise LavimoInputError(path, f"unexpected token {token!r} in HIERARCHY")
+    except (IndexError, ValueError) as error:
+        raise LavimoInputError(path, f"malformed HIERARCHY ({error})") from error
+    if stack:
+        raise LavimoInputError(path, "unbalanced braces in HIERARCHY")
+    if not hierarchy.names:
+        raise LavimoInputError(path, "HIERARCHY has no joints")
+    return hierarchy
+
+
+def _expect(path: Path, tokens: list[str], i: int, expected: str) -> int:
+    if tokens[i] != expected:
+        raise LavimoInputError(path, f"expected {expected!r} in HIERARCHY, got {tokens[i]!r}")
+    return i + 1
+
+
+def _parse_channels(path: Path, tokens: list[str], i: int, hierarchy: _Hierarchy, stack: list[int]) -> int:
+    if not stack or stack[-1] < 0:
+        raise LavimoInputError(path, "CHANNELS outside a joint")
+    count = int(tokens[i + 1])
+    names = tuple(tokens[i + 2 : i + 2 + count])
+    known = _POSITION_CHANNELS.keys() | _ROTATION_CHANNELS.keys()
+    if len(names) != count or any(n.lower() not in known for n in names):
+        raise LavimoInputError(
+            path, f"joint {hierarchy.names[stack[-1]]!r}: CHANNELS {count} followed by {list(names)}"
+        )
+    if len({n.lower() for n in names}) != count:
+        raise LavimoInputError(path, f"joint {hierarchy.names[stack[-1]]!r}: repeated channel in {list(names)}")
+    hierarchy.channels[stack[-1]] = names
+    return i + 2 + count
+
+
+def _parse_motion(path: Path, body: str, n_channels: int) -> tuple[int, float, np.ndarray]:
+    """Parse ``Frames:``, ``Frame Time:`` and the frame rows into a (T, n_channels) array."""
+    lines = body.lstrip().split("\n", 2)
+    if len(lines) < 2 or not lines[0].startswith("Frames:") or not lines[1].startswith("Frame Time:"):
+        raise LavimoInputError(path, "MOTION section lacks 'Frames:' and 'Frame Time:' lines")
+    try:
+        n_frames = int(lines[0].split(":", 1)[1])
+        frame_time = float(lines[1].split(":", 1)[1])
+    except ValueError as error:
+        raise LavimoInputError(path, f"bad Frames/Frame Time value ({error})") from error
+    if n_frames <= 0 or not np.isfinite(frame_time) or frame_time <= 0:
+        raise LavimoInputError(path, f"Frames: {n_frames}, Frame Time: {frame_time} are not positive")
+    rows = lines[2] if len(lines) > 2 else ""
+    counts = _values_per_row(rows)
+    if len(counts) != n_frames:
+        raise LavimoInputError(path, f"truncated: 'Frames: {n_frames}' but {len(counts)} frame rows")
+    bad = np.flatnonzero(counts != n_channels)
+    if bad.size:
+        raise LavimoInputError(
+            path,
+            f"frame row {bad[0] + 1} has {counts[bad[0]]} values, the hierarchy declares {n_channels} channels"
+            + (f" ({bad.size} such rows: truncated or ragged)" if bad.size > 1 else " (truncated or ragged)"),
+        )
+    try:
+        data = np.array(rows.split(), dtype=np.float64)
+    except ValueError as error:
+        raise LavimoInputError(path, f"non-numeric value in MOTION data ({error})") from error
+    data = data.reshape(n_frames, n_channels)
+    if not np.isfinite(data).all():
+        frame = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0])
+        raise LavimoInputError(path, f"NaN or Inf in MOTION data (first at frame {frame + 1})")
+    return n_frames, frame_time, data
+
+
+def _values_per_row(rows: str) -> np.ndarray:
+    """Number of whitespace-separated values on each non-empty line, without a Python loop over lines."""
+    raw = np.frombuffer(rows.encode("ascii", errors="replace"), dtype=np.uint8)
+    if raw.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    space = (raw == 32) | (raw == 9) | (raw == 13) | (raw == 10) | (raw == 11) | (raw == 12)
+    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
+    line_of_start = np.searchsorted(np.flatnonzero(raw == 10), starts)
+    counts = np.bincount(line_of_start)
+    return counts[counts > 0]
+
+
+def _split_channels(
+    path: Path, hierarchy: _Hierarchy, data: np.ndarray, n_frames: int
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Scatter the channel columns into local translations (T,J,3) and Euler angles (T,J,3)."""
+    n_joints = len(hierarchy.names)
+    offsets = np.asarray(hierarchy.offsets, dtype=np.float64).reshape(n_joints, 3)
+    positions = np.broadcast_to(offsets, (n_frames, n_joints, 3)).copy()
+    rotations = np.zeros((n_frames, n_joints, 3), dtype=np.float64)
+    orders: list[str] = []
+    column = 0
+    for j, names in enumerate(hierarchy.channels):
+        order = ""
+        for name in names:
+            lower = name.lower()
+            if lower in _POSITION_CHANNELS:
+                positions[:, j, _POSITION_CHANNELS[lower]] = data[:, column]
+            else:
+                rotations[:, j, len(order)] = data[:, column]
+                order += _ROTATION_CHANNELS[lower]
+            column += 1
+        if len(order) not in (0, 3):
+            raise LavimoInputError(
+                path, f"joint {hierarchy.names[j]!r} has {len(order)} rotation channels, expected 0 or 3"
+            )
+        orders.append(order)
+    return positions, rotations, tuple(orders)
+
+
+def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) from intrinsic Euler angles (..., 3) in degrees, axes in ``order``."""
+    if not order:
+        return np.broadcast_to(np.eye(3), (*angles_deg.shape[:-1], 3, 3)).copy()
+    radians = np.deg2rad(angles_deg)
+    cos, sin = np.cos(radians), np.sin(radians)
+    result = None
+    for k, axis in enumerate(order):
+        c, s = cos[..., k], sin[..., k]
+        m = np.zeros((*angles_deg.shape[:-1], 3, 3))
+        a, b = {"X": (1, 2), "Y": (2, 0), "Z": (0, 1)}[axis]
+        m[..., "XYZ".index(axis), "XYZ".index(axis)] = 1.0
+        m[..., a, a] = c
+        m[..., b, b] = c
+        m[..., a, b] = -s
+        m[..., b, a] = s
+        result = m if result is None else result @ m
+    return result
+
+
+def forward_kinematics(motion: BvhMotion, end_sites: bool = False) -> np.ndarray:
+    """World positions (T, J, 3) of every joint in file units; with ``end_sites`` (T, J + E, 3).
+
+    End Site positions (if requested) follow the joints, in increasing order of their joint index.
+    """
+    n_frames, n_joints = motion.n_frames, len(motion.joint_names)
+    world_pos = np.empty((n_frames, n_joints, 3))
+    world_rot = np.empty((n_frames, n_joints, 3, 3))
+    for j in range(n_joints):
+        local = euler_to_matrix(motion.rotations[:, j], motion.rotation_orders[j])
+        parent = motion.parents[j]
+        if parent < 0:
+            world_rot[:, j] = local
+            world_pos[:, j] = motion.positions[:, j]
+        else:
+            world_rot[:, j] = world_rot[:, parent] @ local
+            world_pos[:, j] = world_pos[:, parent] + np.einsum(
+                "tij,tj->ti", world_rot[:, parent], motion.positions[:, j]
+            )
+    if not end_sites or not motion.end_sites:
+        return world_pos
+    sites = sorted(motion.end_sites)
+    site_offsets = np.stack([motion.end_sites[j] for j in sites])
+    site_pos = world_pos[:, sites] + np.einsum("tsij,sj->tsi", world_rot[:, sites], site_offsets)
+    return np.concatenate([world_pos, site_pos], axis=1)

@@ -1,0 +1,51 @@
+# The 13 avatars (anny by default, SMPL when the user supplies model files) and their contact sheet.
+
+
+rule build_avatars:
+    output:
+        avatars=avatar_files(),
+    log:
+        f"{RESULTS}/logs/avatars/{AVATAR_BACKEND}.log",
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.avatars[0]),
+        backend=AVATAR_BACKEND,
+        smpl=(
+            f"--smpl-model-dir {config['avatars']['smpl_model_dir']}"
+            if config["avatars"]["smpl_model_dir"]
+            else ""
+        ),
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/ml.yaml"
+    shell:
+        "lavimo avatars build --backend {params.backend} --out {params.out} {params.smpl} > {log} 2>&1"
+
+
+rule avatar_contact_sheet:
+    input:
+        avatars=avatar_files(),
+    output:
+        sheet=report(
+            f"{AVATAR_DIR}/contact_sheet.png",
+            caption="../workflow/report/avatars.rst",
+            category="Avatars",
+        ),
+    log:
+        f"{RESULTS}/logs/avatars/{AVATAR_BACKEND}_sheet.log",
+    params:
+        avatars=parent_dir("avatars"),
+        resolution=config["render"]["resolution"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/render.yaml"
+    shell:
+        "lavimo render avatar-sheet --avatars {params.avatars} --out {output.sheet} > {log} 2>&1"
+
+
+rule avatars:
+    input:
+        f"{AVATAR_DIR}/contact_sheet.png",

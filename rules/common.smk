@@ -1,0 +1,103 @@
+# Helpers shared by all rule files (paths, dataset checks, shard lists, command-line options).
+import os
+import shlex
+import sys
+from pathlib import Path
+
+# Rules call the `lavimo` CLI: use the one installed beside this snakemake (e.g. .venv/bin) unless
+# a conda env activated for the rule puts its own first.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+RESULTS = config["results_dir"]
+DATASETS = ("demo", "humanml3d", "kitml")
+AVATAR_BACKEND = config["avatars"]["backend"]
+AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
+NUM_AVATARS = 13
+
+DATASET_HELP = {
+    "humanml3d": (
+        "HumanML3D is not bundled (it derives from AMASS, which you download under its own license). "
+        "Build it with https://github.com/EricGuo5513/HumanML3D (or `snakemake prepare_amass` from AMASS npz "
+        "files and SMPL-H models), then point `datasets.humanml3d.root` in config.yaml at the folder holding "
+        "new_joint_vecs/, new_joints/, texts/, train.txt, val.txt, test.txt."
+    ),
+    "kitml": (
+        "KIT-ML is not bundled. Download it (KIT Motion-Language Dataset, or the HumanML3D repository's KIT-ML "
+        "release) under its license and point `datasets.kitml.root` in config.yaml at the folder holding "
+        "new_joint_vecs/, texts/ and the split lists (or TMR's annotations.json)."
+    ),
+}
+
+
+def dataset_root(ds):
+    """Input folder of a dataset; stops the workflow at once with setup instructions when it is missing."""
+    if ds == "demo":
+        return config["datasets"]["demo"]["bundle"]
+    root = config["datasets"][ds]["root"]
+    if not Path(root).is_dir():
+        raise WorkflowError(f"dataset '{ds}' not found at '{root}'. {DATASET_HELP[ds]}")
+    return root
+
+
+def prepare_args(wildcards):
+    """Command-line options of `lavimo prepare {ds}` from the config."""
+    prep = config["prepare"]
+    args = ["--shard-size", prep["shard_size"], "--seed", prep["seed"], "--min-seconds", prep["min_seconds"]]
+    if not prep["mirror"]:
+        args.append("--no-mirror")
+    if wildcards.ds == "demo":
+        args += ["--bundle", config["datasets"]["demo"]["bundle"]]
+        if config["datasets"]["demo"]["limit"]:
+            args += ["--limit", config["datasets"]["demo"]["limit"]]
+    else:
+        args += ["--root", dataset_root(wildcards.ds)]
+    return shlex.join(str(a) for a in args)
+
+
+def dataset_shards(ds):
+    """Shard names of a prepared dataset (read from its manifest once `prepare` has run)."""
+    import pandas as pd
+
+    manifest = checkpoints.prepare.get(ds=ds).output.manifest
+    return sorted(pd.read_parquet(manifest, columns=["shard"])["shard"].unique())
+
+
+def avatar_files():
+    """The 13 avatar files of the configured backend."""
+    return expand(f"{AVATAR_DIR}/{{index:02d}}.npz", index=range(NUM_AVATARS))
+
+
+def rendered_shards(ds):
+    """Done-markers of every render shard of a dataset."""
+    return lambda wildcards: expand(f"{RESULTS}/{ds}/frames/{{shard}}.done", shard=dataset_shards(ds))
+
+
+def default_targets(wildcards):
+    """What a plain `snakemake` builds: everything the pipeline has so far, for the enabled datasets."""
+    targets = [f"{AVATAR_DIR}/contact_sheet.png"]
+    for ds in config["datasets_enabled"]:
+        targets.append(f"{RESULTS}/{ds}/manifest.parquet")
+        targets += rendered_shards(ds)(wildcards)
+    return targets
+
+
+def render_args(wildcards):
+    """Command-line options of `lavimo render shard` from the config."""
+    render = config["render"]
+    args = [
+        "--engine", render["engine"],
+        "--mode", render["mode"],
+        "--num-frames", render["num_frames"],
+        "--resolution", render["resolution"],
+        "--renders-dir", f"{RESULTS}/{wildcards.ds}/renders",
+    ]  # fmt: skip
+    if render["video"]:
+        args.append("--video")
+    if render["force_engine"]:
+        args.append("--force-engine")
+    return shlex.join(str(a) for a in args)
+
+
+def parent_dir(name, index=0):
+    """Params function: folder of the named input file (never a hardcoded path prefix)."""
+    return lambda wildcards, input: os.path.dirname(input[name][index] if index is not None else input[name])

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sets up lavimo on a fresh Debian/Ubuntu machine with Python 3.11: system libraries (GL/X for Blender's
+# bpy, ffmpeg), a virtual environment in .venv and the package with its pinned dependencies.
+# Idempotent: a rerun only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+APT_PACKAGES=(libgl1 libegl1 libxi6 libxrender1 libxkbcommon0 libsm6 libxxf86vm1 libxfixes3 libxext6 libx11-6 ffmpeg)
+PYTHON=${PYTHON:-python3.11}
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ! command -v "$PYTHON" >/dev/null; then
+  missing+=(python3.11 python3.11-venv)
+fi
+if ((${#missing[@]})); then
+  log "installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.lavimo-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing lavimo and its dependencies into .venv (torch, bpy: a few minutes the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch/torchvision first and pinned, so no other package pulls a different build
+  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "$want" > "$stamp"
+fi
+log "ready: $(.venv/bin/lavimo --version)"
