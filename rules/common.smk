@@ -4,9 +4,9 @@ import shlex
 import sys
 from pathlib import Path
 
-# Rules call the `lavimo` CLI: use the one installed beside this snakemake (e.g. .venv/bin) unless
-# a conda env activated for the rule puts its own first.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+# Rules call the `lavimo` CLI; when it is not on PATH, fall back to the one installed beside this
+# snakemake (e.g. .venv/bin). Appended, so a conda env activated for a rule keeps precedence.
+shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
 
 RESULTS = config["results_dir"]
 DATASETS = ("demo", "humanml3d", "kitml")

@@ -1,0 +1,27 @@
+"""Shared pytest fixtures: paths to the real dataset fixtures copied into tests/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def humanml3d_fixture() -> Path:
+    """The real HumanML3D sample (clip 012314, Mean/Std, index.csv, split lists)."""
+    return DATA / "humanml3d"
+
+
+@pytest.fixture(scope="session")
+def kitml_fixture() -> Path:
+    """TMR's real KIT-ML annotations.json and split lists."""
+    return DATA / "kitml"

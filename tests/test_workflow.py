@@ -1,0 +1,67 @@
+"""The workflow wiring: config schema, lint, CLI, and dataset errors raised before any job runs."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from lavimo.cli import COMMAND_GROUPS, build_parser
+
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
+
+
+def _schema(repo_root: Path) -> dict:
+    return yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+
+
+def test_config_yaml_is_valid(repo_root: Path) -> None:
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    jsonschema.validate(config, _schema(repo_root))
+
+
+def test_schema_rejects_bad_values(repo_root: Path) -> None:
+    config = yaml.safe_load((repo_root / "config.yaml").read_text())
+    for path, value in [(("render", "engine"), "povray"), (("prepare", "shard_size"), 0), (("typo_key",), 1)]:
+        bad = copy.deepcopy(config)
+        node = bad
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, _schema(repo_root))
+
+
+def test_cli_lists_every_group(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    for group in COMMAND_GROUPS:
+        assert group in help_text
+
+
+def test_snakemake_lint_is_clean(repo_root: Path) -> None:
+    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-HumanML3D"
+    result = subprocess.run(
+        [SNAKEMAKE, "-n", "prepare_humanml3d", "--config", f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert str(missing) in output
+    assert "datasets.humanml3d.root" in output
