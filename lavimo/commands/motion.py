@@ -69,7 +69,7 @@ def run_recover(args: argparse.Namespace) -> int:
 def run_mirror(args: argparse.Namespace) -> int:
     from lavimo.motion.mirror import mirror_joints
 
-    joints = mirror_joints(_load(args.joints, 3))
+    joints = mirror_joints(_load(args.joints, 3), source=str(args.joints))
     save_npy(args.output, joints.astype(np.float32))
     print(f"{args.output}: mirrored joints {joints.shape}")
     return 0

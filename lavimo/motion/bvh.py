@@ -14,6 +14,7 @@ Conventions (those of every common BVH exporter and Blender's importer):
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -194,37 +195,31 @@ def _parse_motion(path: Path, body: str, n_channels: int) -> tuple[int, float, n
     if n_frames <= 0 or not np.isfinite(frame_time) or frame_time <= 0:
         raise LavimoInputError(path, f"Frames: {n_frames}, Frame Time: {frame_time} are not positive")
     rows = lines[2] if len(lines) > 2 else ""
-    counts = _values_per_row(rows)
-    if len(counts) != n_frames:
-        raise LavimoInputError(path, f"truncated: 'Frames: {n_frames}' but {len(counts)} frame rows")
-    bad = np.flatnonzero(counts != n_channels)
-    if bad.size:
+    data = _parse_rows(path, rows)
+    if data.shape[0] < n_frames:
+        raise LavimoInputError(path, f"truncated: 'Frames: {n_frames}' but {data.shape[0]} frame rows")
+    if data.shape[0] > n_frames:
+        raise LavimoInputError(path, f"'Frames: {n_frames}' but {data.shape[0]} frame rows")
+    if data.shape[1] != n_channels:
         raise LavimoInputError(
-            path,
-            f"frame row {bad[0] + 1} has {counts[bad[0]]} values, the hierarchy declares {n_channels} channels"
-            + (f" ({bad.size} such rows: truncated or ragged)" if bad.size > 1 else " (truncated or ragged)"),
+            path, f"frame rows have {data.shape[1]} values, the hierarchy declares {n_channels} channels"
         )
-    try:
-        data = np.array(rows.split(), dtype=np.float64)
-    except ValueError as error:
-        raise LavimoInputError(path, f"non-numeric value in MOTION data ({error})") from error
-    data = data.reshape(n_frames, n_channels)
-    if not np.isfinite(data).all():
-        frame = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0])
-        raise LavimoInputError(path, f"NaN or Inf in MOTION data (first at frame {frame + 1})")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        raise LavimoInputError(path, f"NaN or Inf in MOTION data (first at frame {np.argmin(finite) + 1})")
     return n_frames, frame_time, data
 
 
-def _values_per_row(rows: str) -> np.ndarray:
-    """Number of whitespace-separated values on each non-empty line, without a Python loop over lines."""
-    raw = np.frombuffer(rows.encode("ascii", errors="replace"), dtype=np.uint8)
-    if raw.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    space = (raw == 32) | (raw == 9) | (raw == 13) | (raw == 10) | (raw == 11) | (raw == 12)
-    starts = np.flatnonzero(~space & np.concatenate(([True], space[:-1])))
-    line_of_start = np.searchsorted(np.flatnonzero(raw == 10), starts)
-    counts = np.bincount(line_of_start)
-    return counts[counts > 0]
+def _parse_rows(path: Path, rows: str) -> np.ndarray:
+    """Frame rows -> (T, C) array. numpy>=1.23's loadtxt is C code: faster than split()+array here."""
+    if not rows.strip():
+        return np.zeros((0, 0))
+    try:
+        return np.loadtxt(io.StringIO(rows), dtype=np.float64, ndmin=2, comments=None)
+    except ValueError as error:
+        problem = str(error).split(";")[0].replace("at row", "at frame row")
+        kind = "truncated or ragged frame rows" if "columns changed" in problem else "bad MOTION data"
+        raise LavimoInputError(path, f"{kind}: {problem}") from error
 
 
 def _split_channels(
@@ -263,15 +258,24 @@ def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:
     cos, sin = np.cos(radians), np.sin(radians)
     result = None
     for k, axis in enumerate(order):
-        c, s = cos[..., k], sin[..., k]
+        i = "XYZ".index(axis)
+        a, b = (i + 1) % 3, (i + 2) % 3
         m = np.zeros((*angles_deg.shape[:-1], 3, 3))
-        a, b = {"X": (1, 2), "Y": (2, 0), "Z": (0, 1)}[axis]
-        m[..., "XYZ".index(axis), "XYZ".index(axis)] = 1.0
-        m[..., a, a] = c
-        m[..., b, b] = c
-        m[..., a, b] = -s
-        m[..., b, a] = s
+        m[..., i, i] = 1.0
+        m[..., a, a] = m[..., b, b] = cos[..., k]
+        m[..., a, b] = -sin[..., k]
+        m[..., b, a] = sin[..., k]
         result = m if result is None else result @ m
+    return result
+
+
+def local_rotations(motion: BvhMotion) -> np.ndarray:
+    """Local rotation matrices (T, J, 3, 3); identity for joints without rotation channels."""
+    n_frames, n_joints = motion.n_frames, len(motion.joint_names)
+    result = np.empty((n_frames, n_joints, 3, 3))
+    for order in set(motion.rotation_orders):
+        joints = [j for j, o in enumerate(motion.rotation_orders) if o == order]
+        result[:, joints] = euler_to_matrix(motion.rotations[:, joints], order)
     return result
 
 
@@ -280,23 +284,19 @@ def forward_kinematics(motion: BvhMotion, end_sites: bool = False) -> np.ndarray
 
     End Site positions (if requested) follow the joints, in increasing order of their joint index.
     """
-    n_frames, n_joints = motion.n_frames, len(motion.joint_names)
-    world_pos = np.empty((n_frames, n_joints, 3))
-    world_rot = np.empty((n_frames, n_joints, 3, 3))
-    for j in range(n_joints):
-        local = euler_to_matrix(motion.rotations[:, j], motion.rotation_orders[j])
-        parent = motion.parents[j]
+    local = local_rotations(motion)
+    world_pos = np.empty_like(motion.positions)
+    world_rot = np.empty_like(local)
+    for j, parent in enumerate(motion.parents):
         if parent < 0:
-            world_rot[:, j] = local
+            world_rot[:, j] = local[:, j]
             world_pos[:, j] = motion.positions[:, j]
         else:
-            world_rot[:, j] = world_rot[:, parent] @ local
-            world_pos[:, j] = world_pos[:, parent] + np.einsum(
-                "tij,tj->ti", world_rot[:, parent], motion.positions[:, j]
-            )
+            world_rot[:, j] = world_rot[:, parent] @ local[:, j]
+            world_pos[:, j] = world_pos[:, parent] + (world_rot[:, parent] @ motion.positions[:, j, :, None])[..., 0]
     if not end_sites or not motion.end_sites:
         return world_pos
     sites = sorted(motion.end_sites)
     site_offsets = np.stack([motion.end_sites[j] for j in sites])
-    site_pos = world_pos[:, sites] + np.einsum("tsij,sj->tsi", world_rot[:, sites], site_offsets)
+    site_pos = world_pos[:, sites] + (world_rot[:, sites] @ site_offsets[None, :, :, None])[..., 0]
     return np.concatenate([world_pos, site_pos], axis=1)

@@ -55,20 +55,21 @@ def qbetween(v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     """Shortest-arc unit quaternion rotating direction v0 onto direction v1 (..., 3) -> (..., 4).
 
     Uses (|v0||v1| + v0.v1, v0 x v1), normalised; for exactly opposite vectors the arc is undefined
-    and a half turn about an axis perpendicular to v0 is returned.
+    and a half turn about an axis perpendicular to v0 is returned; a zero vector gives the identity.
     """
     v0 = np.asarray(v0, dtype=np.float64)
     v1 = np.asarray(v1, dtype=np.float64)
     v0, v1 = np.broadcast_arrays(v0, v1)
     w = np.sqrt((v0**2).sum(-1) * (v1**2).sum(-1)) + (v0 * v1).sum(-1)
     q = np.concatenate([w[..., None], np.cross(v0, v1)], axis=-1)
-    norm = np.linalg.norm(q, axis=-1)
-    opposite = norm < 1e-9 * np.maximum(np.sqrt((v0**2).sum(-1) * (v1**2).sum(-1)), _EPS)
+    scale = np.sqrt((v0**2).sum(-1) * (v1**2).sum(-1))
+    q[scale < _EPS] = (1.0, 0.0, 0.0, 0.0)  # a zero vector: no rotation
+    opposite = (np.linalg.norm(q, axis=-1) < 1e-9 * scale) & (scale >= _EPS)
     if np.any(opposite):
         axis = np.cross(v0[opposite], np.array([1.0, 0.0, 0.0]))
         weak = np.linalg.norm(axis, axis=-1) < 1e-6 * np.linalg.norm(v0[opposite], axis=-1)
         axis[weak] = np.cross(v0[opposite][weak], np.array([0.0, 1.0, 0.0]))
-        q[opposite] = np.concatenate([np.zeros(axis.shape[:-1] + (1,)), axis], axis=-1)
+        q[opposite] = np.concatenate([np.zeros((*axis.shape[:-1], 1)), axis], axis=-1)
     return qnormalize(q)
 
 
@@ -100,7 +101,7 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
         ),
         axis=-1,
     )
-    return m.reshape(q.shape[:-1] + (3, 3))
+    return m.reshape((*q.shape[:-1], 3, 3))
 
 
 def matrix_to_quat(m: np.ndarray) -> np.ndarray:
