@@ -98,10 +98,13 @@ def _read_text(path: Path) -> str:
         raise LavimoInputError(path, "file does not exist")
     if not path.is_file():
         raise LavimoInputError(path, "not a regular file")
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise LavimoInputError(path, "not a BVH file (binary data)")
     try:
-        return path.read_bytes().decode("utf-8", errors="strict")
-    except UnicodeDecodeError as error:
-        raise LavimoInputError(path, f"not a BVH file (not text: {error.reason})") from error
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # joint names in a legacy encoding; the numbers are ASCII anyway
 
 
 def _parse_hierarchy(path: Path, head: str) -> _Hierarchy:

@@ -23,8 +23,15 @@ Bandai-Namco ("bandai_namco", Bandai-Namco-Research-Motiondataset-1/-2; every jo
 | l_shoulder       | UpperArm_L                          |                                              |
 | l_elbow, l_wrist | LowerArm_L, Hand_L                  | likewise on the right                        |
 
+Bandai-Namco details: the Hips' position channels carry the world translation (its OFFSET, e.g.
+z = -452, is meaningless and replaced); joint_Root is the parent, at the origin except in four short
+dataset-1 clips where it holds a constant z shift. Bone offsets run along each joint's local X (the
+rest pose is no T-pose); the frame-0 rotations stand the body up. Left/right, up and units were
+verified on all 454 clips (walk goes forward, walk-back backward, raise-up-left-hand raises the +X
+hand, ankle->toe and knee directions agree with the facing).
+
 CMU MotionBuilder-friendly BVH ("cmu", 31 joints as in the cgspeed conversion; Y up, right-handed,
-units of the ASF files: 1 unit = 0.45 in x 2.54 / 100 = 0.056444 m, detected from the skeleton size):
+units of the ASF files: 1 unit = 1/0.45 inch = 0.056444 m, detected from the skeleton size):
 
 | t2m joint        | source                              | note                                         |
 |------------------|-------------------------------------|----------------------------------------------|
@@ -42,10 +49,10 @@ units of the ASF files: 1 unit = 0.45 in x 2.54 / 100 = 0.056444 m, detected fro
 
 Names match case-insensitively after dropping a namespace prefix (``mixamorig:Hips`` -> ``hips``).
 Units: an explicit ``unit_scale`` (metres per file unit) wins; otherwise the skeleton's leg + trunk
-length is compared with the t2m target's (1.48 m) and the nearest of metre, centimetre, millimetre,
+length is compared with the t2m target's (1.58 m) and the nearest of metre, centimetre, millimetre,
 inch and CMU unit is taken. Up axis: the signed world axis closest to the mean ankle->head direction
 is rotated (a proper rotation, never a reflection) onto +Y. Handedness cannot be detected that way,
-so it is checked: the facing direction (left-right across x up) must agree with the toes' direction;
+so it is checked: the facing direction (right-left across x up) must agree with the way knees and toes point;
 a mirrored skeleton is rejected rather than silently mirrored.
 """
 
@@ -149,7 +156,7 @@ CMU = SourceSkeleton(
 SKELETONS: dict[str, SourceSkeleton] = {s.name: s for s in (BANDAI_NAMCO, CMU)}
 
 # metres per file unit of the units BVH files come in
-UNIT_SCALES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.45 * 0.0254}
+UNIT_SCALES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "cmu": 0.0254 / 0.45}
 # leg (hip-knee-ankle) + trunk (pelvis-spine1-spine2-spine3-neck-head) length of the t2m target
 _LEG_TRUNK = (0, 1, 4, 7), (0, 3, 6, 9, 12, 15)
 _TARGET_SIZE = float(sum(T2M_TARGET_BONE_LENGTHS[list(chain[1:])].sum() for chain in _LEG_TRUNK))
@@ -260,7 +267,7 @@ def to_t2m(
     if agreement < -0.25:
         raise LavimoInputError(
             path,
-            f"left and right look mirrored (facing vs toes cosine {agreement:.2f}): "
+            f"left and right look mirrored (facing vs knees/toes agreement {agreement:.2f}): "
             "a left-handed coordinate system or swapped L/R joint names",
         )
     return joints

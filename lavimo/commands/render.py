@@ -1,0 +1,212 @@
+"""`lavimo render ...`: headless Blender rendering (this process imports bpy; it must never import torch).
+
+bpy is imported only inside the run functions, so that building the CLI parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from lavimo.io import LavimoInputError
+
+log = logging.getLogger(__name__)
+
+ENGINE_CHOICES = ("workbench", "cycles", "eevee")
+AA_CHOICES = ("OFF", "FXAA", "5", "8", "11", "16", "32")
+
+
+def _studio_args(parser: argparse.ArgumentParser) -> None:
+    """Options shared by every command that renders."""
+    parser.add_argument("--avatars", required=True, help="folder of avatar files {00..12}.npz")
+    parser.add_argument("--engine", choices=ENGINE_CHOICES, default="workbench", help="render engine")
+    parser.add_argument("--force-engine", action="store_true", help="allow EEVEE without a GPU (very slow)")
+    parser.add_argument("--resolution", type=int, default=512, help="square frame size in pixels")
+    parser.add_argument("--samples", type=int, default=32, help="Cycles/EEVEE samples per pixel")
+    parser.add_argument("--device", choices=("CPU", "GPU"), default="CPU", help="Cycles device")
+    parser.add_argument(
+        "--aa", choices=AA_CHOICES, default="OFF", help="Workbench anti-aliasing samples (OFF: one render + FXAA)"
+    )
+    parser.add_argument("--no-shadow", action="store_true", help="Workbench: no contact shadow")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for rendering (0: all cores)")
+
+
+def _clip_args(parser: argparse.ArgumentParser) -> None:
+    """Options of commands that write clip frames."""
+    parser.add_argument("--frames-dir", required=True, help="writes {frames_dir}/{clip_id}/00.png.. + meta.json")
+    parser.add_argument("--renders-dir", default=None, help="mp4 folder with --video (default: beside frames-dir)")
+    parser.add_argument("--mode", choices=("frames", "video"), default="frames", help="render sampled or all frames")
+    parser.add_argument("--video", action="store_true", help="also write {renders_dir}/{clip_id}.mp4 (H.264)")
+    parser.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip")
+    parser.add_argument("--stats", default=None, help="write counts and timings of this process as JSON here")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the render sub-commands to the `lavimo render` parser."""
+    commands = parser.add_subparsers(dest="render_command", metavar="SUBCOMMAND", required=True)
+
+    shard = commands.add_parser("shard", help="render the missing clips of one motion shard")
+    shard.add_argument("--dataset-dir", required=True, help="prepared dataset (manifest.parquet, motions/)")
+    shard.add_argument("--shard", required=True, help="shard name, as in the manifest")
+    _studio_args(shard)
+    _clip_args(shard)
+    shard.set_defaults(func=run_shard)
+
+    clips = commands.add_parser("clips", help="render clips given as joint .npy files (T, 22, 3), id = file stem")
+    clips.add_argument("--joints", nargs="+", required=True, help="joint files")
+    clips.add_argument("--fps", type=float, default=20.0, help="frame rate of the joint files")
+    clips.add_argument("--avatar", type=int, default=None, help="avatar index for all (default: per clip id)")
+    _studio_args(clips)
+    _clip_args(clips)
+    clips.set_defaults(func=run_clips)
+
+    avatars = commands.add_parser("avatar-sheet", help="contact sheet of every avatar in rest pose")
+    _studio_args(avatars)
+    avatars.add_argument("--out", required=True, help="PNG to write")
+    avatars.add_argument("--tile", type=int, default=256, help="tile size in pixels")
+    avatars.set_defaults(func=run_avatar_sheet)
+
+    sheet = commands.add_parser("clip-sheet", help="one clip on every avatar, or the sampled frames of clips")
+    _studio_args(sheet)
+    sheet.add_argument("--out", required=True, help="PNG to write")
+    sheet.add_argument("--layout", choices=("avatars", "frames"), default="frames", help="avatars: first clip on all")
+    sheet.add_argument("--joints", nargs="*", default=[], help="joint .npy files (T, 22, 3), id = file stem")
+    sheet.add_argument("--fps", type=float, default=20.0, help="frame rate of the joint files")
+    sheet.add_argument("--dataset-dir", default=None, help="take --clips from this prepared dataset")
+    sheet.add_argument("--clips", nargs="*", default=[], help="clip ids in --dataset-dir")
+    sheet.add_argument("--frame", type=int, default=None, help="avatars layout: frame to show (default: middle)")
+    sheet.add_argument("--num-frames", type=int, default=8, help="frames layout: frames per clip")
+    sheet.add_argument("--tile", type=int, default=None, help="tile size in pixels")
+    sheet.set_defaults(func=run_clip_sheet)
+
+
+def _settings(args: argparse.Namespace):
+    """StudioSettings from the parsed options (refuses EEVEE without a GPU before Blender loads)."""
+    from lavimo.render.engines import check_engine
+
+    check_engine(args.engine, args.force_engine)
+    if args.threads > 0:  # software OpenGL (llvmpipe) reads this when Blender starts its GPU context
+        os.environ.setdefault("LP_NUM_THREADS", str(args.threads))
+    from lavimo.render.scene import StudioSettings
+
+    return StudioSettings(
+        engine=args.engine,
+        resolution=args.resolution,
+        force_engine=args.force_engine,
+        workbench_aa=args.aa,
+        fxaa=args.aa == "OFF",
+        shadows=not args.no_shadow,
+        samples=args.samples,
+        device=args.device,
+        threads=args.threads,
+    )
+
+
+def _options(args: argparse.Namespace):
+    """ClipOptions from the parsed options."""
+    from lavimo.render.clip import ClipOptions
+
+    if args.num_frames < 1:
+        raise LavimoInputError("--num-frames", "must be at least 1")
+    return ClipOptions(num_frames=args.num_frames, mode=args.mode, video=args.video)
+
+
+def _renders_dir(args: argparse.Namespace) -> Path:
+    """Where mp4s go: --renders-dir, else `renders` beside the frames folder."""
+    return Path(args.renders_dir) if args.renders_dir else Path(args.frames_dir).parent / "renders"
+
+
+def _finish(args: argparse.Namespace, report) -> int:
+    """Log and optionally write the process summary; exit code 0 (rejections are recorded, not fatal)."""
+    summary = {**report.summary(), "torch_loaded": "torch" in sys.modules}  # must stay False next to bpy
+    log.info(
+        "rendered %(rendered)d, skipped %(skipped)d, rejected %(rejected)d, %(frames_per_second).2f frames/s", summary
+    )
+    if args.stats:
+        from lavimo.io import save_json
+
+        save_json(args.stats, summary)
+    return 0
+
+
+def run_shard(args: argparse.Namespace) -> int:
+    """`lavimo render shard`."""
+    settings, options = _settings(args), _options(args)
+    from lavimo.render.shard import render_shard
+
+    report = render_shard(
+        args.dataset_dir, args.shard, args.avatars, args.frames_dir, _renders_dir(args), settings, options
+    )
+    return _finish(args, report)
+
+
+def run_clips(args: argparse.Namespace) -> int:
+    """`lavimo render clips`."""
+    settings, options = _settings(args), _options(args)
+    from lavimo.io import write_rejections
+    from lavimo.render.shard import STAGE, RenderReport, joint_file_pending, render_pending
+
+    report = RenderReport()
+    video_dir = _renders_dir(args) if options.video else None
+    pending = joint_file_pending(args.joints, args.frames_dir, video_dir, args.fps, args.avatar, report)
+    render_pending(pending, args.avatars, args.frames_dir, video_dir, settings, options, "joint files", report)
+    if report.rejected:
+        write_rejections(Path(args.frames_dir) / "clips.rejected.csv", report.rejected, STAGE)
+    return _finish(args, report)
+
+
+def run_avatar_sheet(args: argparse.Namespace) -> int:
+    """`lavimo render avatar-sheet`."""
+    settings = _settings(args)
+    from lavimo.render.sheets import avatar_sheet
+
+    print(avatar_sheet(args.avatars, args.out, settings, tile=args.tile))
+    return 0
+
+
+def _sheet_jobs(args: argparse.Namespace) -> list:
+    """ClipJobs from --joints files and/or --dataset-dir + --clips."""
+    import numpy as np
+
+    from lavimo.avatars.assign import avatar_for_clip
+    from lavimo.render.clip import ClipJob
+
+    jobs = [
+        ClipJob(Path(p).stem, avatar_for_clip(Path(p).stem), args.fps, np.load(p, allow_pickle=False))
+        for p in args.joints
+    ]
+    if args.clips:
+        if not args.dataset_dir:
+            raise LavimoInputError("--clips", "needs --dataset-dir")
+        from lavimo.datasets.manifest import load_manifest, load_motion
+
+        manifest = load_manifest(args.dataset_dir).set_index("clip_id")
+        for clip_id in args.clips:
+            if clip_id not in manifest.index:
+                raise LavimoInputError(Path(args.dataset_dir) / "manifest.parquet", f"no clip {clip_id!r}")
+            row = manifest.loc[clip_id]
+            joints = load_motion(args.dataset_dir, clip_id)[0]
+            jobs.append(ClipJob(clip_id, int(row["avatar"]), float(row["fps"]), joints))
+    if not jobs:
+        raise LavimoInputError("clip-sheet", "give --joints files or --dataset-dir with --clips")
+    return jobs
+
+
+def run_clip_sheet(args: argparse.Namespace) -> int:
+    """`lavimo render clip-sheet`."""
+    settings = _settings(args)
+    jobs = _sheet_jobs(args)
+    from lavimo.render.sheets import clip_frames_sheet, clip_on_avatars_sheet
+
+    if args.layout == "avatars":
+        job = jobs[0]
+        out = clip_on_avatars_sheet(
+            job.joints, job.fps, args.avatars, args.out, settings, frame=args.frame, tile=args.tile or 256
+        )
+    else:
+        out = clip_frames_sheet(jobs, args.avatars, args.out, settings, args.num_frames, tile=args.tile or 192)
+    print(out)
+    return 0

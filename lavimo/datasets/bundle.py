@@ -1,0 +1,153 @@
+"""The bundled demo set: Bandai-Namco BVH clips as one deterministic tar.xz per dataset, and its unpacking.
+
+``resources/demo/`` holds ``{dataset}.tar.xz`` (``cfg/*.txt`` label lists, ``data/*.bvh`` and their
+``data/*.json`` labels), ``LICENSE-{dataset}``, ``ATTRIBUTION.md`` and ``bundle.json`` (file counts
+and sha256 of each archive). Archives are byte-reproducible: sorted members, zero mtimes and owners.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+
+DATASETS: tuple[str, ...] = ("dataset-1", "dataset-2")
+BUNDLE_INDEX = "bundle.json"
+STAMP = ".bundle-sha256"
+XZ_PRESET = 9
+
+# the notice required by CC BY-NC 4.0, verbatim from the project's data README (keep it wherever the data goes)
+NOTICE = "\n".join(
+    (
+        '"Bandai-Namco-Research-Motiondataset" by Bandai Namco Research Inc., licensed under CC BY-NC 4.0',
+        "(https://creativecommons.org/licenses/by-nc/4.0/). Changes: a subset of the clips was selected.",
+        'Paper: Kobayashi et al., "Motion Capture Dataset for Practical Use of AI-based Motion Editing and '
+        'Stylization", arXiv:2306.08861.',
+        "Whatever is derived from it (captions, renders, features) is non-commercial and must carry that notice.",
+    )
+)
+ATTRIBUTION = f"""\
+# Attribution
+
+The motion clips in this folder are a subset of the Bandai-Namco-Research-Motiondataset.
+
+{NOTICE}
+
+Files: `dataset-1.tar.xz` (Bandai-Namco-Research-Motiondataset-1, licence `LICENSE-dataset-1`) and
+`dataset-2.tar.xz` (Bandai-Namco-Research-Motiondataset-2, licence `LICENSE-dataset-2`): BVH clips
+(30 fps, cm), their JSON labels and the `cfg/` label lists, stored unchanged.
+"""
+
+
+def _members(dataset_dir: Path) -> list[tuple[str, Path]]:
+    """(archive name, file) of the label lists, every BVH and the JSON labels of those BVHs, sorted."""
+    files = sorted((dataset_dir / "cfg").glob("*.txt"))
+    for bvh in sorted((dataset_dir / "data").glob("*.bvh")):
+        files.append(bvh)
+        if bvh.with_suffix(".json").exists():
+            files.append(bvh.with_suffix(".json"))
+    return sorted((f.relative_to(dataset_dir).as_posix(), f) for f in files)
+
+
+def _tar_bytes(members: list[tuple[str, Path]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, path in members:
+            data = path.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_demo_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Build the demo bundle from a Bandai-Namco copy (``src/dataset-{1,2}``) into ``out``; returns the index."""
+    src, out = Path(src), Path(out)
+    index: dict[str, Any] = {"archives": {}}
+    for name in DATASETS:
+        dataset_dir = src / name
+        if not (dataset_dir / "data").is_dir() or not (dataset_dir / "LICENSE").exists():
+            raise LavimoInputError(dataset_dir, "expected a Bandai-Namco dataset folder with data/, cfg/ and LICENSE")
+        members = _members(dataset_dir)
+        archive = out / f"{name}.tar.xz"
+        with atomic_path(archive) as tmp:
+            tmp.write_bytes(lzma.compress(_tar_bytes(members), preset=XZ_PRESET))
+        with atomic_path(out / f"LICENSE-{name}") as tmp:
+            shutil.copyfile(dataset_dir / "LICENSE", tmp)
+        index["archives"][name] = {
+            "file": archive.name,
+            "sha256": _sha256(archive),
+            "bytes": archive.stat().st_size,
+            "bvh": sum(1 for n, _ in members if n.endswith(".bvh")),
+            "labels": sum(1 for n, _ in members if n.endswith(".json")),
+        }
+    save_text(out / "ATTRIBUTION.md", ATTRIBUTION)
+    save_json(out / BUNDLE_INDEX, index)
+    return index
+
+
+def read_bundle_index(bundle: str | os.PathLike[str]) -> dict[str, Any]:
+    """The bundle's ``bundle.json``; a clear error when the folder is not a demo bundle."""
+    path = Path(bundle) / BUNDLE_INDEX
+    if not path.exists():
+        raise LavimoInputError(
+            path, "not a demo bundle (build it with `lavimo prepare bundle-demo --src ... --out resources/demo`)"
+        )
+    return json.loads(path.read_text())
+
+
+def unpack_bundle(bundle: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, Path]:
+    """Extract every archive of the bundle to ``dest/{dataset}`` unless already there; returns the folders.
+
+    A folder is replaced as a whole (extracted beside it, then renamed), and only when the archive's
+    sha256 differs from the one recorded at the last extraction.
+    """
+    bundle, dest = Path(bundle), Path(dest)
+    folders: dict[str, Path] = {}
+    for name, entry in read_bundle_index(bundle)["archives"].items():
+        target = dest / name
+        folders[name] = target
+        stamp = target / STAMP
+        if stamp.exists() and stamp.read_text().strip() == entry["sha256"]:
+            continue
+        archive = bundle / entry["file"]
+        if not archive.exists() or _sha256(archive) != entry["sha256"]:
+            raise LavimoInputError(archive, "missing or does not match the sha256 in bundle.json")
+        _extract(archive, target, entry["sha256"])
+    return folders
+
+
+def _extract(archive: Path, target: Path, sha256: str) -> None:
+    staging = target.with_name(f".{target.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    with tarfile.open(archive, mode="r:xz") as tar:
+        tar.extractall(staging, filter="data")
+    for path in staging.rglob("*"):
+        if path.is_file():
+            os.utime(path)  # extraction time, so that file stamps change with the content
+    (staging / STAMP).write_text(sha256 + "\n")
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

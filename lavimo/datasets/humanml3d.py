@@ -1,0 +1,257 @@
+"""HumanML3D folder layout -> prepared dataset (manifest + shards), with HumanML3D's sub-clip cropping.
+
+Layout (``datasets.humanml3d.root``)::
+
+    new_joint_vecs/{id}.npy   (T, 263) features, 20 fps
+    new_joints/{id}.npy       (T, 22, 3) joints recovered from them (optional: recovered here if absent)
+    texts/{id}.txt            one caption per line: ``caption#word/POS word/POS ...#start#end``
+    train.txt val.txt test.txt [all.txt nsim_test.txt]   (or the same under splits/)
+    Mean.npy Std.npy          feature statistics (copied to the output when present)
+
+Captions with ``0.0#0.0`` describe the whole clip; any other span crops feature frames
+``int(start*20):int(end*20)`` into a sub-clip ``{id}_{a}_{b}`` of its own, as HumanML3D's loaders do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, Unit, UnitResult, build_dataset
+from lavimo.datasets.clips import FPS, check_motion, complete_joints, duration, seconds_to_frames
+from lavimo.datasets.splits import SPLITS, read_split, write_splits
+from lavimo.io import LavimoInputError, Rejection, atomic_path
+from lavimo.motion.humanml3d import features_to_joints
+from lavimo.motion.mirror import MIRROR_PREFIX
+
+TIME_TOLERANCE = 0.25  # s: a span ending at most this far past the clip is clamped to it, further is rejected
+
+HUMANML3D_HELP = (
+    "HumanML3D is not bundled: it derives from AMASS, which you download yourself under its license. "
+    "Build it with https://github.com/EricGuo5513/HumanML3D (or `lavimo prepare amass` / `snakemake prepare_amass` "
+    "from AMASS npz files and SMPL-H models, then add HumanML3D's texts/), and set `datasets.humanml3d.root` in "
+    "config.yaml to the folder holding new_joint_vecs/, new_joints/, texts/, train.txt, val.txt, test.txt, "
+    "Mean.npy and Std.npy."
+)
+
+
+@dataclass(frozen=True)
+class Caption:
+    """One caption line of a HumanML3D text file (times in seconds; 0, 0 = whole clip)."""
+
+    text: str
+    start: float
+    end: float
+    line: int
+
+
+def parse_texts(path: str | os.PathLike[str]) -> list[Caption]:
+    """Captions of ``texts/{id}.txt``; a missing, empty or malformed file raises :class:`LavimoInputError`."""
+    path = Path(path)
+    if not path.exists():
+        raise LavimoInputError(path, "caption file missing")
+    captions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.strip().rsplit("#", 3)
+        if len(fields) != 4 or not fields[0].strip():
+            raise LavimoInputError(path, f"line {number}: expected 'caption#tokens#start#end', got {line.strip()!r}")
+        try:
+            start, end = float(fields[2] or 0.0), float(fields[3] or 0.0)
+        except ValueError as error:
+            raise LavimoInputError(path, f"line {number}: bad start/end times ({error})") from error
+        start, end = (0.0 if math.isnan(start) else start), (0.0 if math.isnan(end) else end)
+        captions.append(Caption(fields[0].strip(), start, end, number))
+    if not captions:
+        raise LavimoInputError(path, "caption file is empty")
+    return captions
+
+
+def span_frames(start: float, end: float, n_features: int, source: str, where: str) -> tuple[int, int]:
+    """Feature frames [a, b) of a caption span; times outside the clip raise :class:`LavimoInputError`."""
+    a, b = seconds_to_frames(start, end)
+    if start < 0 or end <= start or a >= n_features or b > n_features + TIME_TOLERANCE * FPS:
+        raise LavimoInputError(
+            source, f"{where}: caption time {start:g}-{end:g} s is outside the clip (0-{n_features / FPS:g} s)"
+        )
+    return a, min(b, n_features)
+
+
+def sub_clip_id(clip_id: str, a: int, b: int) -> str:
+    """Id of the sub-clip of feature frames [a, b)."""
+    return f"{clip_id}_{a}_{b}"
+
+
+def load_features(path: Path, dims: int = 263) -> np.ndarray:
+    """A (T, dims) feature file; missing or misshapen files raise :class:`LavimoInputError`."""
+    if not path.exists():
+        raise LavimoInputError(path, "motion file missing")
+    try:
+        features = np.load(path)
+    except (OSError, ValueError) as error:
+        raise LavimoInputError(path, f"not a readable .npy file ({error})") from error
+    if features.ndim != 2 or features.shape[1] != dims or len(features) < 2:
+        raise LavimoInputError(path, f"expected features (T >= 2, {dims}), got {features.shape}")
+    if not np.isfinite(features).all():
+        raise LavimoInputError(path, "features contain NaN or Inf values")
+    return features
+
+
+def whole_clip(features: np.ndarray, joints: np.ndarray | None, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """(joints (T+1, 22, 3), features (T, 263)) of a whole clip; joints recovered from features if absent."""
+    if joints is None or joints.shape != (len(features), 22, 3):
+        if joints is not None:
+            raise LavimoInputError(source, f"new_joints {joints.shape} do not match new_joint_vecs {features.shape}")
+        joints = features_to_joints(features, source=source)
+    return check_motion(complete_joints(joints, features), features, source)
+
+
+def cropped_clip(features: np.ndarray, a: int, b: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-clip of feature frames [a, b), its joints recovered from the cropped features (canonical start)."""
+    part = features[a:b]
+    if len(part) < 1:
+        raise LavimoInputError(source, f"empty crop [{a}, {b})")
+    return check_motion(complete_joints(features_to_joints(part, source=source), part), part, source)
+
+
+def clips_from_captions(
+    clip_id: str,
+    features: np.ndarray,
+    joints: np.ndarray | None,
+    captions: Iterable[tuple[str, float, float, int]],
+    source: str,
+    mirrored_from: str = "",
+) -> UnitResult:
+    """Group captions by span: whole-clip ones make the clip itself, every other span its own sub-clip."""
+    whole: list[str] = []
+    spans: dict[tuple[int, int], list[str]] = {}
+    rejected: list[Rejection] = []
+    for text, start, end, line in captions:
+        if start == 0.0 and end == 0.0:
+            whole.append(text)
+            continue
+        try:
+            span = span_frames(start, end, len(features), source, f"line {line}")
+        except LavimoInputError as error:
+            rejected.append(Rejection(f"{clip_id}:{line}", STAGE, error.path, error.problem))
+            continue
+        spans.setdefault(span, []).append(text)
+    out: list[ClipOut] = []
+    if whole:
+        j, f = whole_clip(features, joints, source)
+        out.append(ClipOut(clip_id, j, f, whole_texts(whole, len(j)), source, mirrored_from))
+    for (a, b), texts in sorted(spans.items()):
+        j, f = cropped_clip(features, a, b, source)
+        origin = sub_clip_id(mirrored_from, a, b) if mirrored_from else ""
+        out.append(ClipOut(sub_clip_id(clip_id, a, b), j, f, whole_texts(texts, len(j)), source, origin))
+    return UnitResult(out, rejected)
+
+
+def whole_texts(texts: list[str], n_frames: int) -> list[dict[str, float | str]]:
+    """Manifest texts covering a whole clip of ``n_frames`` joint frames."""
+    end = duration(n_frames)
+    return [{"text": text, "start": 0.0, "end": end} for text in texts]
+
+
+def process_humanml3d_clip(unit: Unit, options: PrepareOptions) -> UnitResult:
+    """Load one HumanML3D clip (features, joints, captions) into its clip and sub-clips."""
+    del options
+    vecs, joints_path, texts_path = (Path(p) for p in unit.inputs)
+    features = load_features(vecs)
+    joints = np.load(joints_path) if joints_path.exists() else None
+    captions = [(c.text, c.start, c.end, c.line) for c in parse_texts(texts_path)]
+    return clips_from_captions(unit.key, features, joints, captions, str(vecs), unit.payload["mirrored_from"])
+
+
+def find_split_file(root: Path, name: str) -> Path | None:
+    """``root/{name}.txt`` or ``root/splits/{name}.txt``."""
+    for path in (root / f"{name}.txt", root / "splits" / f"{name}.txt"):
+        if path.exists():
+            return path
+    return None
+
+
+def check_layout(root: Path, help_text: str = HUMANML3D_HELP, config_key: str = "datasets.humanml3d.root") -> None:
+    """Raise a helpful :class:`LavimoInputError` when ``root`` is not a HumanML3D-style folder."""
+    if not root.is_dir():
+        raise LavimoInputError(root, f"dataset folder not found ({config_key}). {help_text}")
+    missing = [d for d in ("new_joint_vecs", "texts") if not (root / d).is_dir()]
+    missing += [f"{s}.txt" for s in SPLITS if find_split_file(root, s) is None]
+    if missing:
+        problem = f"incomplete dataset folder ({config_key}): missing {', '.join(missing)}. {help_text}"
+        raise LavimoInputError(root, problem)
+
+
+def read_splits(root: Path) -> dict[str, str]:
+    """Clip id -> split from train/val/test lists."""
+    split_of: dict[str, str] = {}
+    for name in SPLITS:
+        for clip_id in read_split(find_split_file(root, name)):
+            split_of.setdefault(clip_id, name)
+    return split_of
+
+
+def humanml3d_units(root: Path, split_of: dict[str, str], mirror: bool, limit: int | None) -> list[Unit]:
+    """One unit per listed clip id (``M`` ids dropped without ``mirror``); the first ``limit`` sources."""
+    ids = sorted(split_of)
+    sources = [i for i in ids if not (i.startswith(MIRROR_PREFIX) and i[1:] in split_of)]
+    if limit is not None:
+        sources = sources[:limit]
+    keep = set(sources) | ({MIRROR_PREFIX + s for s in sources} & set(ids) if mirror else set())
+    units = []
+    for clip_id in sorted(keep):
+        origin = clip_id[1:] if clip_id.startswith(MIRROR_PREFIX) and clip_id[1:] in keep else ""
+        inputs = (root / "new_joint_vecs" / f"{clip_id}.npy", root / "new_joints" / f"{clip_id}.npy")
+        inputs += (root / "texts" / f"{clip_id}.txt",)
+        units.append(Unit(clip_id, str(inputs[0]), {"mirrored_from": origin}, tuple(str(p) for p in inputs)))
+    return units
+
+
+def copy_statistics(root: Path, out: Path) -> None:
+    """Copy Mean.npy / Std.npy (feature normalisation) beside the manifest when the dataset has them."""
+    for name in ("Mean.npy", "Std.npy"):
+        if (root / name).exists():
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(root / name, tmp)
+
+
+def write_dataset_splits(root: Path, out: Path, result: BuildResult) -> None:
+    """splits/{train,val,test,all}.txt of the prepared clips (sub-clips included), and nsim_test if given."""
+    frame = result.manifest
+    lists = {name: sorted(frame.loc[frame["split"] == name, "clip_id"]) for name in SPLITS}
+    lists["all"] = sorted(frame["clip_id"])
+    nsim = find_split_file(root, "nsim_test")
+    if nsim is not None:
+        present = set(lists["test"])
+        lists["nsim_test"] = [i for i in read_split(nsim) if i in present]
+    write_splits(out / "splits", lists)
+
+
+def prepare_humanml3d(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: PrepareOptions | None = None,
+    shard_size: int = 128,
+    limit: int | None = None,
+    workers: int = 1,
+) -> BuildResult:
+    """Prepare a HumanML3D folder into ``out`` (manifest, shards, splits, rejected.csv, Mean/Std)."""
+    options = options or PrepareOptions()
+    root, out = Path(root), Path(out)
+    check_layout(root)
+    split_of = read_splits(root)
+    units = humanml3d_units(root, split_of, options.mirror, limit)
+    result = build_dataset(
+        out, units, process_humanml3d_clip, split_of, options, shard_size=shard_size, workers=workers,
+        desc="prepare humanml3d",
+    )  # fmt: skip
+    write_dataset_splits(root, out, result)
+    copy_statistics(root, out)
+    return result

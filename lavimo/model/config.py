@@ -1,0 +1,114 @@
+"""Model configuration: every size of the LAVIMO model in one dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Variant = Literal["3modal", "2modal"]
+TextBackbone = Literal["distilbert", "minilm", "tiny"]
+
+DISTILBERT_NAME = "distilbert-base-uncased"
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and switches of the LAVIMO model (defaults = the paper, section 4)."""
+
+    variant: Variant = "3modal"  # "2modal": text + motion only, no video encoder
+    # shared transformer sizes
+    latent_dim: int = 512  # C
+    num_heads: int = 8
+    ff_dim: int = 2048
+    dropout: float = 0.1
+    activation: str = "gelu"
+    # motion
+    motion_dim: int = 263
+    motion_layers: int = 6
+    # text
+    text_backbone: TextBackbone = "distilbert"
+    text_backbone_path: str | None = None  # local checkpoint dir; overrides the hub name
+    text_allow_download: bool = True  # hub download when not cached (ignored under HF_HUB_OFFLINE=1)
+    freeze_text_backbone: bool = False
+    text_layers: int = 6
+    text_max_length: int = 64
+    tiny_text_dim: int = 32  # hidden size of the random-init "tiny" backbone (tests only)
+    # video
+    frame_dim: int = 512  # CLIP ViT-B/32 image embedding
+    num_frames: int = 8
+    video_layers: int = 6
+    # fusion + decoder
+    fusion_queries: Literal["tokens", "cls"] = "tokens"  # motion tokens (all) or only [CLS] as queries
+    decoder_layers: int = 6
+    # loss
+    tau_init: float = 0.07
+    tau_min: float = 0.01
+    tau_max: float = 1.0
+    epsilon: float = 0.8  # soft-target threshold on caption cosine similarity
+    recon_weight: float = 0.1
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> ModelConfig:
+        """The paper's sizes: C=512, 6-layer transformers, fine-tuned DistilBERT."""
+        return cls(**overrides)
+
+    @classmethod
+    def demo(cls, **overrides: Any) -> ModelConfig:
+        """A CPU-sized model for the bundled demo: C=256, 2 layers, frozen MiniLM."""
+        base: dict[str, Any] = {
+            "latent_dim": 256,
+            "num_heads": 4,
+            "ff_dim": 512,
+            "motion_layers": 2,
+            "text_layers": 2,
+            "video_layers": 2,
+            "decoder_layers": 2,
+            "text_backbone": "minilm",
+            "freeze_text_backbone": True,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> ModelConfig:
+        """A tiny random-init model for unit tests (no pretrained weights)."""
+        base: dict[str, Any] = {
+            "latent_dim": 32,
+            "num_heads": 2,
+            "ff_dim": 64,
+            "dropout": 0.0,
+            "motion_layers": 1,
+            "text_layers": 1,
+            "video_layers": 1,
+            "decoder_layers": 1,
+            "text_backbone": "tiny",
+            "frame_dim": 16,
+        }
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> ModelConfig:
+        """Build the config of a named preset: `paper`, `demo` or `tiny`."""
+        builders = {"paper": cls.paper, "demo": cls.demo, "tiny": cls.tiny}
+        if preset not in builders:
+            raise ValueError(f"unknown model preset {preset!r}; expected one of {sorted(builders)}")
+        return builders[preset](**overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild from `to_dict` output, ignoring unknown keys."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field."""
+        return asdict(self)
+
+    def __post_init__(self) -> None:
+        if self.variant not in ("3modal", "2modal"):
+            raise ValueError(f"variant must be '3modal' or '2modal', got {self.variant!r}")
+        if self.latent_dim % self.num_heads:
+            raise ValueError(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
+        if not 0 < self.tau_min <= self.tau_init <= self.tau_max:
+            raise ValueError("need 0 < tau_min <= tau_init <= tau_max")

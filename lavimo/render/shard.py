@@ -1,0 +1,178 @@
+"""Render many clips in one Blender process: a whole motion shard, or a list of joint files.
+
+The studio and the avatars are loaded once; clips already done are skipped (so a rerun after a kill
+renders only what is missing); a clip that fails is recorded as a rejection and the rest go on.
+Per shard: ``{frames_dir}/{shard}.rejected.csv`` (stage ``render``) and the marker ``{frames_dir}/{shard}.done``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from lavimo.avatars.assign import avatar_for_clip
+from lavimo.io import LavimoInputError, Rejection, save_json, write_rejections
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, is_done, render_clip
+from lavimo.render.scene import Studio, StudioSettings
+
+log = logging.getLogger(__name__)
+
+STAGE = "render"
+
+
+@dataclass(frozen=True)
+class PendingClip:
+    """A clip still to render and how to load its joints."""
+
+    clip_id: str
+    avatar: int
+    fps: float
+    load: Callable[[], np.ndarray]
+
+
+@dataclass
+class RenderReport:
+    """What one process rendered."""
+
+    rendered: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    frames: int = 0  # frames rendered
+    setup_seconds: float = 0.0  # Blender scene set-up
+    render_seconds: float = 0.0  # clip rendering, set-up excluded
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able counts and timings."""
+        rate = self.frames / self.render_seconds if self.render_seconds else 0.0
+        return {
+            "rendered": len(self.rendered),
+            "skipped": len(self.skipped),
+            "rejected": len(self.rejected),
+            "frames": self.frames,
+            "setup_seconds": round(self.setup_seconds, 3),
+            "render_seconds": round(self.render_seconds, 3),
+            "frames_per_second": round(rate, 3),
+        }
+
+
+def remove_stale_tmp(frames_dir: Path, clip_ids: Iterable[str]) -> None:
+    """Delete temporary clip folders left by a killed run."""
+    for clip_id in clip_ids:
+        for tmp in frames_dir.glob(f".{clip_id}.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render_pending(
+    pending: Sequence[PendingClip],
+    avatars_dir: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str],
+    renders_dir: str | os.PathLike[str] | None,
+    settings: StudioSettings,
+    options: ClipOptions,
+    source: str,
+    report: RenderReport | None = None,
+) -> RenderReport:
+    """Render ``pending`` clips in this process; failures become rejections (``source`` names where they came from)."""
+    report = report or RenderReport()
+    if not pending:
+        return report
+    frames_dir = Path(frames_dir)
+    remove_stale_tmp(frames_dir, [p.clip_id for p in pending])
+    start = time.perf_counter()
+    studio = Studio(settings)
+    bank = AvatarBank(avatars_dir, studio)
+    report.setup_seconds += time.perf_counter() - start
+    try:
+        for item in tqdm(pending, desc=f"render {source}", unit="clip", mininterval=2.0):
+            started = time.perf_counter()
+            try:
+                job = ClipJob(item.clip_id, item.avatar, item.fps, item.load())
+                meta = render_clip(studio, bank, job, frames_dir, renders_dir, options)
+            except (ValueError, LavimoInputError, RuntimeError, KeyError, OSError) as error:
+                log.warning("%s: rejected (%s)", item.clip_id, error)
+                report.rejected.append(Rejection(item.clip_id, STAGE, source, f"{type(error).__name__}: {error}"))
+            else:
+                report.rendered.append(item.clip_id)
+                report.frames += len(job.joints) if options.every_frame else len(set(meta["indices"]))
+            report.render_seconds += time.perf_counter() - started
+    finally:
+        studio.close()
+    return report
+
+
+def shard_pending(
+    ds_dir: str | os.PathLike[str],
+    shard: str,
+    frames_dir: str | os.PathLike[str],
+    renders_dir: str | os.PathLike[str] | None,
+    report: RenderReport,
+) -> list[PendingClip]:
+    """Clips of ``shard`` (from the dataset's manifest) that are not rendered yet; the rest go to ``report.skipped``."""
+    import pandas as pd
+
+    from lavimo.datasets.manifest import load_manifest, load_motion
+
+    manifest = load_manifest(ds_dir)
+    rows = manifest[manifest["shard"].astype(str) == str(shard)]
+    if rows.empty:
+        raise LavimoInputError(Path(ds_dir) / "manifest.parquet", f"no clips in shard {shard!r}")
+    pending = []
+    for row in rows.itertuples(index=False):
+        clip_id = str(row.clip_id)
+        if is_done(frames_dir, clip_id, renders_dir):
+            report.skipped.append(clip_id)
+            continue
+        avatar = avatar_for_clip(clip_id) if pd.isna(row.avatar) else int(row.avatar)
+        pending.append(PendingClip(clip_id, avatar, float(row.fps), lambda c=clip_id: load_motion(ds_dir, c)[0]))
+    return pending
+
+
+def render_shard(
+    ds_dir: str | os.PathLike[str],
+    shard: str,
+    avatars_dir: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str],
+    renders_dir: str | os.PathLike[str] | None,
+    settings: StudioSettings,
+    options: ClipOptions,
+) -> RenderReport:
+    """Render every missing clip of one shard; write the shard's rejection list and done marker."""
+    frames_dir = Path(frames_dir)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    report = RenderReport()
+    video_dir = renders_dir if options.video else None
+    pending = shard_pending(ds_dir, shard, frames_dir, video_dir, report)
+    log.info("shard %s: %d to render, %d already done", shard, len(pending), len(report.skipped))
+    render_pending(pending, avatars_dir, frames_dir, video_dir, settings, options, f"shard {shard}", report)
+    write_rejections(frames_dir / f"{shard}.rejected.csv", report.rejected, STAGE)
+    save_json(frames_dir / f"{shard}.done", {"shard": shard, "engine": settings.engine, **report.summary()})
+    return report
+
+
+def joint_file_pending(
+    paths: Sequence[str | os.PathLike[str]],
+    frames_dir: str | os.PathLike[str],
+    renders_dir: str | os.PathLike[str] | None,
+    fps: float,
+    avatar: int | None,
+    report: RenderReport,
+) -> list[PendingClip]:
+    """Clips from joint ``.npy`` files (clip id = file stem) not rendered yet."""
+    pending = []
+    for path in map(Path, paths):
+        clip_id = path.stem
+        if is_done(frames_dir, clip_id, renders_dir):
+            report.skipped.append(clip_id)
+            continue
+        chosen = avatar_for_clip(clip_id) if avatar is None else avatar
+        pending.append(PendingClip(clip_id, chosen, fps, lambda p=path: np.load(p, allow_pickle=False)))
+    return pending

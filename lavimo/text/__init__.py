@@ -1,0 +1,1 @@
+"""Text side: sentence embeddings of captions (negative filtering, threshold protocol); text encoders."""

@@ -1,0 +1,363 @@
+"""Rendering tests. Everything that imports bpy runs in a subprocess (`python -m lavimo.cli render ...` or a small
+runner), so that pytest's process never holds bpy next to torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pandas as pd
+import pytest
+
+from lavimo.io import read_rejections
+from lavimo.render import antialias, engines, floor, framing
+
+ROOT = Path(__file__).resolve().parents[1]
+WALK = ROOT / "tests" / "data" / "humanml3d" / "new_joints" / "012314.npy"
+SHARD = "0000"
+GOOD = {"walk": 0, "walk_b": 5, "short": 2}  # clip id -> avatar
+BAD = "bad"
+
+
+def lavimo_render(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python -m lavimo.cli render ARGS` in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "lavimo.cli", "render", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}")
+    return done
+
+
+def read_frames(clip_dir: Path) -> np.ndarray:
+    """(8, H, W, C) frames of a rendered clip."""
+    return np.stack([iio.imread(clip_dir / f"{k:02d}.png") for k in range(8)])
+
+
+@pytest.fixture(scope="session")
+def avatars_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 13 real (anny) avatars."""
+    from lavimo.avatars.build import build_avatars
+
+    out = tmp_path_factory.mktemp("avatars")
+    build_avatars("anny", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def walk() -> np.ndarray:
+    return np.load(WALK).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory, walk: np.ndarray) -> Path:
+    """A one-shard dataset: the walking fixture on two avatars, a 30-frame crop, and a clip with NaN joints."""
+    from lavimo.datasets.manifest import shard_path, write_manifest, write_shard
+
+    ds = tmp_path_factory.mktemp("ds")
+    bad = walk[:40].copy()
+    bad[10, 3] = np.nan
+    joints = {"walk": walk, "walk_b": walk, "short": walk[60:90], BAD: bad}
+    motions = {c: (j, np.zeros((len(j) - 1, 263), np.float32)) for c, j in joints.items()}
+    write_shard(shard_path(ds, SHARD), motions, {"clips": list(joints)})
+    avatars = {**GOOD, BAD: 1}
+    rows = [
+        {
+            "clip_id": c,
+            "source": "test",
+            "split": "test",
+            "fps": 20,
+            "n_frames": len(j),
+            "texts": [{"text": "a person walks", "start": 0.0, "end": 0.0}],
+            "avatar": avatars[c],
+            "mirrored_from": None,
+            "shard": SHARD,
+        }
+        for c, j in joints.items()
+    ]
+    write_manifest(ds, pd.DataFrame(rows))
+    return ds
+
+
+def shard_args(dataset: Path, avatars_dir: Path, frames: Path, *extra: str) -> list[str]:
+    """Arguments of `lavimo render shard` for the test shard."""
+    where = ["--dataset-dir", str(dataset), "--shard", SHARD, "--avatars", str(avatars_dir)]
+    return ["shard", *where, "--frames-dir", str(frames), *extra]
+
+
+@pytest.fixture(scope="module")
+def shard_frames(dataset: Path, avatars_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Frames of the test shard (rendered once) and the process stats."""
+    frames = tmp_path_factory.mktemp("frames")
+    stats = frames.parent / "stats_first.json"
+    lavimo_render(*shard_args(dataset, avatars_dir, frames, "--stats", str(stats)))
+    return frames, json.loads(stats.read_text())
+
+
+# ------------------------------------------------------------------------------------------------ no Blender
+
+
+def test_sample_frame_indices_are_uniform_segment_centres() -> None:
+    assert framing.sample_frame_indices(170, 8).tolist() == [10, 31, 53, 74, 95, 116, 138, 159]
+    assert framing.sample_frame_indices(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+
+
+def test_gaussian_smoothing_keeps_a_straight_walk() -> None:
+    line = np.stack([np.linspace(0, 5, 100), np.zeros(100)], axis=1)
+    smooth = framing.gaussian_smooth(line, 10.0)
+    assert np.allclose(smooth, line, atol=1e-9)  # no lag at the ends either
+
+
+def test_follow_camera_keeps_every_joint_in_frame(walk: np.ndarray) -> None:
+    rig = framing.CameraRig()
+    path = framing.camera_path(walk, 20.0, 1.7, rig)
+    right, up = framing.camera_basis(path.direction)
+    rel = walk - path.locations[:, None]
+    depth = -(rel @ path.direction)
+    tan_half = np.tan(np.radians(rig.fov_deg) / 2)
+    assert np.all(np.abs(rel @ right) / depth < tan_half)
+    assert np.all(np.abs(rel @ up) / depth < tan_half)
+    assert np.allclose(np.linalg.norm(path.locations - path.targets, axis=1), path.distance)
+
+
+def test_grid_line_coverage_integrates_to_the_line_width() -> None:
+    texel = 0.01
+    xs = np.arange(-3, 3, texel) + texel / 2
+    assert np.isclose(floor.line_coverage(xs, texel).sum() * texel, 6 * floor.LINE_WIDTH_M, rtol=1e-3)
+
+
+def test_contact_shadow_is_dark_under_the_feet_and_fades_at_the_border() -> None:
+    layout = floor.grid_layout(np.zeros((1, 2)))
+    grid = floor.grid_texture(layout)
+    window = floor.shadow_window(layout, np.zeros(2))
+    patch = floor.shadow_texture(grid, layout, window, np.array([[0.0, 0.02, 0.0], [0.1, 0.05, 0.0]]))
+    row0, col0, n = window
+    original = grid[row0 : row0 + n, col0 : col0 + n]
+    assert patch[n // 2, n // 2, 0] < 0.9 * original[n // 2, n // 2, 0]
+    assert np.allclose(patch[0], original[0]) and np.allclose(patch[:, -1], original[:, -1])
+
+
+def test_fxaa_leaves_flat_images_and_softens_stairs() -> None:
+    flat = np.full((32, 32, 3), 128, np.uint8)
+    assert np.array_equal(antialias.fxaa(flat), flat)
+    stairs = np.zeros((64, 64, 3), np.uint8)
+    for row in range(64):
+        stairs[row, : 10 + row // 4] = 255  # a shallow diagonal edge, 4-pixel steps
+    smoothed = antialias.fxaa(stairs)
+    assert len(np.unique(smoothed)) > 2
+    assert np.abs(smoothed.astype(int) - stairs).max() < 200
+
+
+def test_eevee_needs_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(engines.GPU_ENV, "0")
+    with pytest.raises(ValueError, match="EEVEE needs a GPU"):
+        engines.check_engine("eevee")
+    assert engines.check_engine("eevee", force=True) == "BLENDER_EEVEE"
+    assert engines.check_engine("workbench") == "BLENDER_WORKBENCH"
+
+
+def test_cli_refuses_eevee_without_gpu(tmp_path: Path) -> None:
+    done = lavimo_render(
+        "clips",
+        "--joints",
+        str(WALK),
+        "--avatars",
+        str(tmp_path),
+        "--frames-dir",
+        str(tmp_path / "frames"),
+        "--engine",
+        "eevee",
+        env={engines.GPU_ENV: "0"},
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "EEVEE needs a GPU" in done.stderr
+    assert not (tmp_path / "frames").exists()
+
+
+# ---------------------------------------------------------------------------------------------- with Blender
+
+
+def test_frames_are_512_rgb_and_not_blank(shard_frames: tuple[Path, dict]) -> None:
+    frames_dir, stats = shard_frames
+    frames = read_frames(frames_dir / "walk")
+    assert frames.shape == (8, 512, 512, 3) and frames.dtype == np.uint8
+    for frame in frames:
+        colours = frame.reshape(-1, 3).astype(np.int32) @ np.array([1, 256, 65536], np.int32)
+        assert frame.std() > 10 and len(np.unique(colours)) > 500
+    meta = json.loads((frames_dir / "walk" / "meta.json").read_text())
+    assert meta["indices"] == [10, 31, 53, 74, 95, 116, 138, 159]
+    assert meta["avatar"] == GOOD["walk"] and meta["engine"] == "workbench" and meta["resolution"] == [512, 512]
+    assert stats["torch_loaded"] is False
+
+
+def test_bad_clip_is_rejected_and_the_shard_goes_on(shard_frames: tuple[Path, dict]) -> None:
+    frames_dir, stats = shard_frames
+    assert stats["rendered"] == len(GOOD) and stats["rejected"] == 1
+    assert all((frames_dir / c / "meta.json").exists() for c in GOOD)
+    assert not (frames_dir / BAD).exists()
+    rejected = read_rejections(frames_dir / f"{SHARD}.rejected.csv")
+    assert [(r.item, r.stage) for r in rejected] == [(BAD, "render")]
+    assert "NaN" in rejected[0].reason
+    done = json.loads((frames_dir / f"{SHARD}.done").read_text())
+    assert done["rendered"] == len(GOOD) and done["rejected"] == 1
+    assert not list(frames_dir.glob(".*.tmp-*"))
+
+
+def test_two_avatars_give_different_images(shard_frames: tuple[Path, dict]) -> None:
+    frames_dir, _ = shard_frames
+    a = read_frames(frames_dir / "walk").astype(int)
+    b = read_frames(frames_dir / "walk_b").astype(int)
+    differs = (np.abs(a - b).max(axis=-1) > 30).mean(axis=(1, 2))
+    assert np.all(differs > 0.005)
+
+
+def test_same_clip_renders_identically_twice(
+    shard_frames: tuple[Path, dict], avatars_dir: Path, tmp_path: Path
+) -> None:
+    frames_dir, _ = shard_frames
+    joints = tmp_path / "walk.npy"
+    joints.write_bytes(WALK.read_bytes())
+    again = tmp_path / "again"
+    lavimo_render(
+        "clips",
+        "--joints",
+        str(joints),
+        "--avatar",
+        str(GOOD["walk"]),
+        "--avatars",
+        str(avatars_dir),
+        "--frames-dir",
+        str(again),
+    )
+    assert np.array_equal(read_frames(again / "walk"), read_frames(frames_dir / "walk"))
+
+
+def test_rerun_renders_only_what_is_missing(
+    shard_frames: tuple[Path, dict], dataset: Path, avatars_dir: Path, tmp_path: Path
+) -> None:
+    frames_dir, _ = shard_frames
+    before = {c: (frames_dir / c / "00.png").stat().st_mtime_ns for c in GOOD}
+    stats = tmp_path / "rerun.json"
+    lavimo_render(*shard_args(dataset, avatars_dir, frames_dir, "--stats", str(stats)))
+    rerun = json.loads(stats.read_text())
+    assert rerun["rendered"] == 0 and rerun["skipped"] == len(GOOD) and rerun["rejected"] == 1
+    assert before == {c: (frames_dir / c / "00.png").stat().st_mtime_ns for c in GOOD}
+
+    import shutil
+
+    reference = read_frames(frames_dir / "short")
+    shutil.rmtree(frames_dir / "short")  # as if the process had been killed before this clip
+    (frames_dir / ".short.tmp-99999").mkdir()  # and had left a partial folder behind
+    lavimo_render(*shard_args(dataset, avatars_dir, frames_dir, "--stats", str(stats)))
+    resumed = json.loads(stats.read_text())
+    assert resumed["rendered"] == 1 and resumed["skipped"] == len(GOOD) - 1
+    assert np.array_equal(read_frames(frames_dir / "short"), reference)
+    assert not (frames_dir / ".short.tmp-99999").exists()
+
+
+def test_video_mode_writes_an_mp4_and_the_same_sampled_frames(
+    shard_frames: tuple[Path, dict], avatars_dir: Path, walk: np.ndarray, tmp_path: Path
+) -> None:
+    frames_dir, _ = shard_frames
+    joints = tmp_path / "short.npy"
+    np.save(joints, walk[60:90])
+    out = tmp_path / "video" / "frames"
+    lavimo_render(
+        "clips",
+        "--joints",
+        str(joints),
+        "--avatar",
+        str(GOOD["short"]),
+        "--avatars",
+        str(avatars_dir),
+        "--frames-dir",
+        str(out),
+        "--mode",
+        "video",
+        "--video",
+    )
+    video = iio.imread(tmp_path / "video" / "renders" / "short.mp4", index=None)
+    assert video.shape == (30, 512, 512, 3)
+    meta = json.loads((out / "short" / "meta.json").read_text())
+    assert meta["mode"] == "video" and meta["video"].endswith("short.mp4")
+    assert np.array_equal(read_frames(out / "short"), read_frames(frames_dir / "short"))
+    sampled = video[meta["indices"]].astype(int)  # lossy H.264, but the same pictures
+    assert np.abs(sampled - read_frames(out / "short").astype(int)).mean() < 6
+
+
+SILHOUETTE_RUNNER = """
+import json, sys
+import numpy as np
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, clip_images
+from lavimo.render.scene import Studio, StudioSettings
+
+avatars, joints, avatar = sys.argv[1], sys.argv[2], int(sys.argv[3])
+studio = Studio(StudioSettings(shadows=False, fxaa=False))
+bank = AvatarBank(avatars, studio)
+job = ClipJob("walk", avatar, 20.0, np.load(joints))
+_, person, _ = clip_images(studio, bank, job, ClipOptions())
+studio.show = lambda key: [setattr(o, "hide_render", True) for o in studio.avatars.values()]
+_, plate, _ = clip_images(studio, bank, job, ClipOptions())
+result = []
+for a, b in zip(person, plate):
+    mask = np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 6
+    border = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+    rows, cols = np.nonzero(mask)
+    result.append({"pixels": int(mask.sum()), "border": bool(border),
+                   "box": [int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max())]})
+print(json.dumps(result))
+"""
+
+
+@pytest.mark.parametrize("avatar", [0, 9])
+def test_walking_silhouette_stays_inside_every_sampled_frame(avatars_dir: Path, avatar: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SILHOUETTE_RUNNER, str(avatars_dir), str(WALK), str(avatar)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    frames = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(frames) == 8
+    for frame in frames:
+        assert not frame["border"], frame
+        assert frame["pixels"] > 0.02 * 512 * 512, frame  # clearly visible
+        top, bottom, _, _ = frame["box"]
+        assert bottom - top > 0.2 * 512, frame  # a person, not a speck
+
+
+def test_contact_sheets(shard_frames: tuple[Path, dict], avatars_dir: Path, tmp_path: Path) -> None:
+    sheet = tmp_path / "avatars.png"
+    lavimo_render("avatar-sheet", "--avatars", str(avatars_dir), "--out", str(sheet), "--tile", "96")
+    image = iio.imread(sheet)
+    assert image.shape[2] == 3 and image.shape[1] > 5 * 96 and image.shape[0] > 3 * 96
+    clips = tmp_path / "clips.png"
+    lavimo_render(
+        "clip-sheet",
+        "--avatars",
+        str(avatars_dir),
+        "--out",
+        str(clips),
+        "--joints",
+        str(WALK),
+        "--layout",
+        "frames",
+        "--num-frames",
+        "4",
+        "--tile",
+        "96",
+    )
+    assert iio.imread(clips).shape[1] > 4 * 96
