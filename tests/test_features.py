@@ -7,9 +7,12 @@ random-init CLIP ViT-B/32 are each loaded once.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,8 @@ from lavimo.video.encoders import FrameEncoder, Preprocessing, WeightsInfo, load
 from lavimo.video.frames import decode_frame, load_clip_frames
 
 SIZE = 256  # frames as small as the training crop keep the tests fast
+ROOT = Path(__file__).resolve().parents[1]
+WALK = ROOT / "tests" / "data" / "humanml3d" / "new_joints" / "012314.npy"
 
 
 def figure_image(size: int, phase: float, background: int = 200) -> Image.Image:
@@ -121,6 +126,22 @@ def test_clean_view_is_deterministic_and_build_resumes(dataset: Path, tmp_path: 
     assert calls == [] and (first.path / "0000.npy").stat().st_mtime_ns == stamp
 
 
+def test_augmenting_on_the_device_gives_the_same_views(dataset: Path, tmp_path: Path) -> None:
+    """The GPU path (workers only decode, views are made where the encoder runs) matches the worker path."""
+    options = BuildOptions(views=2, batch_size=3, workers=1, augment_on="device", progress=False, limit=2)
+    on_device = build_feature_cache(dataset, dataset / "frames", tmp_path / "d", tiny_encoder(), options)
+    in_workers = build_feature_cache(
+        dataset,
+        dataset / "frames",
+        tmp_path / "w",
+        tiny_encoder(),
+        BuildOptions(**{**options.__dict__, "augment_on": "workers"}),
+    )
+    assert on_device.clip_ids == in_workers.clip_ids == ["clip0", "clip1"]
+    for clip in on_device.clip_ids:
+        assert np.array_equal(on_device.views(clip), in_workers.views(clip))
+
+
 def test_encoder_change_makes_a_new_cache_and_mismatch_is_an_error(dataset: Path) -> None:
     out = dataset / "features"
     a = build_feature_cache(dataset, dataset / "frames", out, tiny_encoder("tiny-a"), OPTS)
@@ -146,7 +167,8 @@ def test_bad_frames_are_rejected_naming_the_file(dataset: Path) -> None:
     Image.new("RGB", (300, 300)).save(frames / "clip3" / "00.png")
     with pytest.raises(LavimoInputError, match=r"clip1: expected 8 frame PNGs, found 7"):
         build_feature_cache(dataset, frames, dataset / "strict", tiny_encoder(), BuildOptions(workers=0, strict=True))
-    cache = build_feature_cache(dataset, frames, dataset / "features", tiny_encoder(), OPTS)
+    workers = BuildOptions(**{**OPTS.__dict__, "workers": 1})  # errors cross the process boundary
+    cache = build_feature_cache(dataset, frames, dataset / "features", tiny_encoder(), workers)
     assert cache.clip_ids == ["clip0"]
     reasons = {r.item: (r.source, r.reason) for r in read_rejections(dataset / "rejected.csv")}
     assert reasons["clip1"][0].endswith("frames/clip1") and "found 7" in reasons["clip1"][1]
@@ -238,3 +260,49 @@ def test_torchscript_checkpoints_are_read(tmp_path: Path) -> None:
     path = tmp_path / "ViT-B-32.pt"
     torch.jit.save(torch.jit.script(Model()), str(path))
     assert set(read_state_dict(path)) == {"visual.conv1.weight", "visual.conv1.bias"}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real renders (Blender workbench, 256 px, in a subprocess): the walking fixture and a shifted crop of it on
+    avatar 3, plus a manifest over both clips."""
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("bpy is not installed")
+    from lavimo.avatars.build import build_avatars
+
+    root = tmp_path_factory.mktemp("rendered")
+    build_avatars("anny", root / "avatars")
+    walk = np.load(WALK).astype(np.float32)
+    np.save(root / "walk.npy", walk)
+    np.save(root / "walk_late.npy", walk[40:])
+    command = [sys.executable, "-m", "lavimo.cli", "render", "clips", "--joints", str(root / "walk.npy"),
+               str(root / "walk_late.npy"), "--avatar", "3", "--avatars", str(root / "avatars"), "--frames-dir",
+               str(root / "frames"), "--resolution", str(SIZE)]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [
+        {"clip_id": c, "source": "test", "split": s, "fps": 20, "n_frames": 100, "avatar": 3, "mirrored_from": None,
+         "texts": [{"text": "a person walks", "start": 0.0, "end": 0.0}], "shard": "0000"}
+        for c, s in (("walk", "train"), ("walk_late", "test"))
+    ]  # fmt: skip
+    write_manifest(root, pd.DataFrame(rows))
+    return root
+
+
+def test_real_renders_same_avatar_closer_than_blank(rendered: Path) -> None:
+    """Offline EfficientNet-Lite0 features of two renders of one avatar are closer than either to a blank frame."""
+    encoder = load_frame_encoder("efficientnet-lite0")
+    a, _ = load_clip_frames(rendered / "frames" / "walk")  # resolution checked against the renderer's meta.json
+    b, _ = load_clip_frames(rendered / "frames" / "walk_late")
+    blank = torch.full((1, 3, SIZE, SIZE), 128, dtype=torch.uint8)
+    batch = nn.functional.interpolate(torch.cat([a[:1], b[5:6], blank]).float(), size=224, mode="bilinear")
+    f = nn.functional.normalize(encoder(batch.round().to(torch.uint8)), dim=1)
+    assert f[0] @ f[1] > f[0] @ f[2] + 0.05 and f[0] @ f[1] > f[1] @ f[2] + 0.05
+
+
+def test_cache_from_real_renders(rendered: Path) -> None:
+    cache = build_feature_cache(rendered, rendered / "frames", rendered / "features", tiny_encoder(), OPTS)
+    assert cache.n_views("walk") == 2 and cache.n_views("walk_late") == 1
+    record = json.loads((cache.path / "0000.json").read_text())
+    meta = json.loads((rendered / "frames" / "walk" / "meta.json").read_text())
+    assert record["frame_indices"][0] == meta["indices"]

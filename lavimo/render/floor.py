@@ -19,6 +19,7 @@ LINE_SRGB = np.array([0.68, 0.68, 0.70], np.float32)
 LINE_WIDTH_M = 0.012  # one line per metre along X and along Z
 GRID_FULL_M = 3.0  # lines at full strength this close to the path
 GRID_GONE_M = 8.0  # and gone this far from it
+BOX_STEP_M = 2.0  # the path box is rounded out to this step, so that clips on similar paths share one texture
 MIN_TEXEL_M = 0.0125
 MAX_TEXELS = 2048
 SHADOW_SIZE_M = 3.0
@@ -33,7 +34,7 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GridLayout:
     """Where the grid texture of one clip lies: lower (x, z) corner, texel size, texel counts, full-strength box."""
 
@@ -41,6 +42,17 @@ class GridLayout:
     texel: float
     shape: tuple[int, int]  # (rows along z, columns along x)
     box: np.ndarray  # (4,) xmin, zmin, xmax, zmax of the path
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, GridLayout)
+            and self.shape == other.shape
+            and self.texel == other.texel
+            and np.array_equal(self.origin, other.origin)
+            and np.array_equal(self.box, other.box)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def size(self) -> np.ndarray:
@@ -51,7 +63,9 @@ class GridLayout:
 def grid_layout(path_xz: np.ndarray) -> GridLayout:
     """Grid texture placement covering ``path_xz`` (T, 2) plus the fade-out margin."""
     path_xz = np.asarray(path_xz, dtype=np.float64).reshape(-1, 2)
-    box = np.concatenate([path_xz.min(axis=0), path_xz.max(axis=0)])
+    low = np.floor(path_xz.min(axis=0) / BOX_STEP_M) * BOX_STEP_M
+    high = np.ceil(path_xz.max(axis=0) / BOX_STEP_M) * BOX_STEP_M
+    box = np.concatenate([low, high])
     low, high = box[:2] - GRID_GONE_M, box[2:] + GRID_GONE_M
     texel = max(MIN_TEXEL_M, float((high - low).max()) / MAX_TEXELS)
     low = np.floor(low / texel) * texel  # texel lattice fixed in the world

@@ -183,7 +183,7 @@ class Studio:
         shading.light = "STUDIO"
         shading.studio_light = STUDIO_LIGHT
         shading.color_type = "TEXTURE"  # material colours; the floor's grid texture
-        shading.show_specular_highlight = True
+        shading.show_specular_highlight = False  # costs a third of the frame on software OpenGL, barely visible
         shading.show_cavity = False
         shading.show_object_outline = False
         shading.show_shadows = False  # hard stencil shadows: slow on CPU; the contact patch is softer
@@ -229,8 +229,11 @@ class Studio:
         self.set_floor(np.zeros((1, 2)))
 
     def set_floor(self, path_xz: np.ndarray) -> None:
-        """Lay the grid around a clip's (smoothed) root path ``path_xz`` (T, 2); once per clip."""
-        self.layout = floor.grid_layout(path_xz)
+        """Lay the grid around a clip's (smoothed) root path ``path_xz`` (T, 2); once per clip (reused when equal)."""
+        layout = floor.grid_layout(path_xz)
+        if getattr(self, "layout", None) == layout:
+            return
+        self.layout = layout
         self._grid_pixels = floor.grid_texture(self.layout)
         _set_image(self._grid_node, "grid", self._grid_pixels)
         self._place(self.grid, self.layout.origin, self.layout.size)
@@ -323,7 +326,7 @@ class Studio:
         self.rig.location = look
 
     def render(self) -> np.ndarray:
-        """Render the current frame; (H, W, 3) uint8 RGB."""
+        """Render the current frame; (H, W, 3) uint8 RGB (FXAA applied when enabled)."""
         bpy.ops.render.render(write_still=True)
         image = np.ascontiguousarray(iio.imread(self.scene.render.filepath)[..., :3])
         return fxaa(image) if self.settings.fxaa else image

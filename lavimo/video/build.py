@@ -127,8 +127,8 @@ class ClipViews(Dataset):
         try:
             clip_dir = clip_frame_dir(self.frames_dir, item.clip_id, item.shard)
             frames, indices = load_clip_frames(clip_dir, opts.num_frames, opts.frame_size, opts.augment.crop_size)
-        except LavimoInputError as error:
-            return {"i": i, "error": error}
+        except LavimoInputError as error:  # sent as plain values: the exception does not survive pickling
+            return {"i": i, "error": (error.path, error.problem)}
         if not self.augment:
             return {"i": i, "frames": frames, "indices": indices}
         return {"i": i, "views": self.views(item, frames), "indices": indices}
@@ -285,10 +285,11 @@ def run_items(
             b["views"] = dataset.views(items[b["i"]], b.pop("frames").to(device, non_blocking=True))
         for b in batch:
             if "error" in b:
+                error = LavimoInputError(*b["error"])
                 if options.strict:
-                    raise b["error"]
-                log.warning("rejected %s: %s", items[b["i"]].clip_id, b["error"])
-                writers[items[b["i"]].shard].reject(items[b["i"]].row, b["error"])
+                    raise error
+                log.warning("rejected %s: %s", items[b["i"]].clip_id, error)
+                writers[items[b["i"]].shard].reject(items[b["i"]].row, error)
         encoded = encode_views(encoder, good) if good else []
         if on_batch is not None:
             on_batch(sum(f.shape[0] * f.shape[1] for f in encoded))
