@@ -20,6 +20,7 @@ COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "prepare": ("prepare", "build a dataset's manifest and motion shards (demo, humanml3d, kitml, amass)"),
     "avatars": ("avatars", "build the 13 avatars and their contact sheet"),
     "render": ("render", "render clips headlessly with Blender (own process; imports bpy)"),
+    "features": ("features", "video frame-feature caches and caption sentence embeddings"),
     "bench": ("bench", "benchmarks that print throughput figures"),
 }
 

@@ -221,7 +221,7 @@ def test_offline_efficientnet_is_really_pretrained() -> None:
     assert f[0] @ f[1] > f[0] @ f[2] + 0.05
 
 
-def test_clip_random_init_and_checkpoint_loading(tmp_path: Path) -> None:
+def test_clip_random_init_and_checkpoint_loading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clip = load_frame_encoder(random_init=True)
     assert clip.name == "clip-vit-b32-random" and clip.dim == 512 and clip.weights.source == "random-init"
     frames = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
@@ -234,6 +234,12 @@ def test_clip_random_init_and_checkpoint_loading(tmp_path: Path) -> None:
     loaded = load_frame_encoder(checkpoint=path)
     assert loaded.name == "clip-vit-b32" and loaded.weights.source == "checkpoint" and len(loaded.weights.sha256) == 64
     assert torch.allclose(loaded(frames), clip(frames), atol=0.05, rtol=0.02)
+    # the same file where open_clip caches OpenAI's download is picked up without --checkpoint
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".cache" / "clip").mkdir(parents=True)
+    (tmp_path / "home" / ".cache" / "clip" / "ViT-B-32.pt").symlink_to(path)
+    cached = load_frame_encoder()
+    assert cached.name == "clip-vit-b32" and cached.weights.source == "hub-cache" and not cached.weights.fallback
     torch.save({"conv1.weight": torch.zeros(3)}, tmp_path / "wrong.pt")
     with pytest.raises(LavimoInputError, match=r"wrong.pt: not a CLIP ViT-B/32 visual tower"):
         load_frame_encoder(checkpoint=tmp_path / "wrong.pt")

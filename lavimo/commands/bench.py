@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "motion": "lavimo.motion.bench:bench_motion",
     "retarget": "lavimo.avatars.bench:bench_retarget",
     "render": "lavimo.render.bench:bench_render",
+    "features": "lavimo.video.bench:bench_features",
 }
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -100,13 +102,16 @@ def demo_avatars(config: dict, work: Path) -> Path:
     return work / "avatars"
 
 
-def _render(joint_files: list[Path], avatars: Path, frames_dir: Path, stats: Path) -> float:
-    """Run one `lavimo render clips` process; wall seconds."""
+def _render(joint_files: list[Path], avatars: Path, frames_dir: Path, stats: Path) -> tuple[float, float]:
+    """Run one `lavimo render clips` process; (wall seconds, CPU seconds of the process and its threads)."""
     command = [sys.executable, "-m", "lavimo.cli", "render", "clips", "--avatars", str(avatars)]
     command += ["--frames-dir", str(frames_dir), "--stats", str(stats), "--joints", *map(str, joint_files)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def skeleton_plots(clips: list[np.ndarray], out_dir: Path, num_frames: int = 8) -> tuple[int, float] | None:
@@ -151,20 +156,23 @@ def bench_render(args: argparse.Namespace) -> int:
             np.save(files[-1], np.asarray(joints, np.float32))
         print(f"clips: {len(files)} ({source}); avatars: {avatars}; engine workbench, frames mode, 512x512")
 
-        batch_wall = _render(files, avatars, work / "batch", work / "batch.json")
+        batch_wall, batch_cpu = _render(files, avatars, work / "batch", work / "batch.json")
         batch = json.loads((work / "batch.json").read_text())
+        n = len(files)
         print(
-            f"one process, {len(files)} clips: {batch_wall:.1f} s wall, {batch_wall / len(files):.2f} s/clip; "
-            f"{batch['frames']} frames, {batch['frames_per_second']:.2f} frames/s per process while rendering "
-            f"({batch['frames'] / batch_wall:.2f} frames/s including start-up {batch['setup_seconds']:.1f} s)"
+            f"one process, {n} clips: {batch_wall:.1f} s wall ({batch_wall / n:.2f} s/clip), "
+            f"{batch_cpu:.1f} s CPU ({batch_cpu / n:.2f} s/clip); {batch['frames']} frames, "
+            f"{batch['frames_per_second']:.2f} frames/s per process while rendering, "
+            f"{batch['frames'] / batch_wall:.2f} frames/s including start-up"
         )
-        per_clip_wall = sum(
-            _render([f], avatars, work / "single", work / f"single{i}.json") for i, f in enumerate(files)
-        )
+        single = [_render([f], avatars, work / "single", work / f"single{i}.json") for i, f in enumerate(files)]
+        single_wall, single_cpu = (sum(s[k] for s in single) for k in (0, 1))
         print(
-            f"one process per clip: {per_clip_wall:.1f} s wall, {per_clip_wall / len(files):.2f} s/clip; "
-            f"batch is {per_clip_wall / batch_wall:.2f}x faster per clip"
+            f"one process per clip: {single_wall:.1f} s wall ({single_wall / n:.2f} s/clip), "
+            f"{single_cpu:.1f} s CPU ({single_cpu / n:.2f} s/clip); batch is {single_wall / batch_wall:.2f}x faster "
+            f"per clip in wall time, {single_cpu / batch_cpu:.2f}x in CPU time (the fair figure on a shared machine)"
         )
+        print(f"load average during the runs: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
         plots = skeleton_plots(clips, work / "matplotlib")
         if plots is None:
             print("matplotlib skeleton plot: matplotlib is not installed (pip install matplotlib)")

@@ -41,8 +41,14 @@ class ClipOptions:
 
     num_frames: int = 8
     mode: str = "frames"  # frames: render only the sampled frames | video: every frame, then sample
-    video: bool = False  # also write an mp4 (needs mode "video"; implied by it)
+    video: bool = False  # also write an mp4 (every frame is then rendered, whatever the mode)
     rig: CameraRig = field(default_factory=CameraRig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.num_frames < 1:
+            raise ValueError(f"num_frames must be at least 1, got {self.num_frames}")
 
     @property
     def every_frame(self) -> bool:

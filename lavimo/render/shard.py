@@ -97,7 +97,7 @@ def render_pending(
             try:
                 job = ClipJob(item.clip_id, item.avatar, item.fps, item.load())
                 meta = render_clip(studio, bank, job, frames_dir, renders_dir, options)
-            except (ValueError, LavimoInputError, RuntimeError, KeyError, OSError) as error:
+            except Exception as error:  # whatever one clip does wrong, the shard goes on
                 log.warning("%s: rejected (%s)", item.clip_id, error)
                 report.rejected.append(Rejection(item.clip_id, STAGE, source, f"{type(error).__name__}: {error}"))
             else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,11 +165,13 @@ def _rejected_upstream(dataset_dir: Path, frames_dir: Path) -> set[str]:
     return {r.item for path in files for r in read_rejections(path) if r.stage != STAGE}
 
 
-def plan_items(manifest: pd.DataFrame, views: int, skip: set[str], limit: int | None) -> dict[str, list[ClipItem]]:
+def plan_items(
+    manifest: pd.DataFrame, views: int, skip: set[str], limit: int | None, source: str = "manifest.parquet"
+) -> dict[str, list[ClipItem]]:
     """Clips grouped by shard, in manifest order; train clips get ``views`` views, val/test one."""
     for column in ("clip_id", "split", "shard"):
         if column not in manifest.columns:
-            raise LavimoInputError("manifest.parquet", f"manifest lacks column {column!r}")
+            raise LavimoInputError(source, f"manifest lacks column {column!r}")
     rows = manifest[~manifest["clip_id"].isin(skip)]
     if limit is not None:
         rows = rows.head(limit)
@@ -176,7 +179,7 @@ def plan_items(manifest: pd.DataFrame, views: int, skip: set[str], limit: int | 
     for clip_id, split, shard in zip(rows["clip_id"], rows["split"], rows["shard"], strict=True):
         shard = str(shard)
         if "/" in shard or shard.startswith("."):
-            raise LavimoInputError("manifest.parquet", f"shard name {shard!r} is not a plain file name")
+            raise LavimoInputError(source, f"shard name {shard!r} is not a plain file name")
         items = plan.setdefault(shard, [])
         items.append(ClipItem(str(clip_id), str(split), shard, len(items), views if split == "train" else 1))
     return plan
@@ -206,11 +209,18 @@ class ShardWriter:
 
     def __init__(self, cache_dir: Path, shard: str, items: list[ClipItem], meta: dict[str, Any]) -> None:
         self.cache_dir, self.shard, self.items, self.meta = cache_dir, shard, items, meta
-        shape = (len(items), meta["views"], meta["frames_per_clip"], meta["encoder"]["dim"])
-        self.array = np.full(shape, np.nan, dtype=np.float16)
+        self.shape = (len(items), meta["views"], meta["frames_per_clip"], meta["encoder"]["dim"])
+        self._array: np.ndarray | None = None  # allocated on first use: only the shards in flight hold memory
         self.indices: dict[int, list[int]] = {}
         self.rejected: list[Rejection] = []
         self.pending = len(items)
+
+    @property
+    def array(self) -> np.ndarray:
+        """The shard's (clips, V, T, D) float16 buffer, NaN where nothing was written."""
+        if self._array is None:
+            self._array = np.full(self.shape, np.nan, dtype=np.float16)
+        return self._array
 
     def add(self, row: int, features: np.ndarray, indices: list[int]) -> None:
         """Store one clip's (n_views, T, D) features."""
@@ -269,11 +279,11 @@ def run_items(
     items: list[ClipItem],
     frames_dir: Path,
     options: BuildOptions,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
 ) -> None:
     """Encode ``items`` (ordered by shard) and flush each shard as soon as it is complete.
 
-    ``on_batch(n_frames)`` is called after each batch is encoded (the bench times the steady state with it).
+    ``on_batch(n_frames, encode_seconds)`` is called after each batch is encoded (the bench uses it).
     """
     device = encoder.mean.device
     on_device = options.augment_on == "device" or (options.augment_on == "auto" and device.type == "cuda")
@@ -290,9 +300,10 @@ def run_items(
                     raise error
                 log.warning("rejected %s: %s", items[b["i"]].clip_id, error)
                 writers[items[b["i"]].shard].reject(items[b["i"]].row, error)
+        start = time.perf_counter()
         encoded = encode_views(encoder, good) if good else []
         if on_batch is not None:
-            on_batch(sum(f.shape[0] * f.shape[1] for f in encoded))
+            on_batch(sum(f.shape[0] * f.shape[1] for f in encoded), time.perf_counter() - start)
         for b, features in zip(good, encoded, strict=True):
             writers[items[b["i"]].shard].add(items[b["i"]].row, features, b["indices"])
         for shard in {items[b["i"]].shard for b in batch}:
@@ -323,7 +334,7 @@ def build_feature_cache(
     out_dir: str | os.PathLike[str],
     encoder: FrameEncoder | None = None,
     options: BuildOptions | None = None,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
 ) -> FeatureCache:
     """Build (or resume) the feature cache of a dataset; returns it opened. ``encoder`` defaults to CLIP."""
     from lavimo.datasets.manifest import load_manifest
@@ -336,7 +347,8 @@ def build_feature_cache(
     meta = cache_meta(encoder, options)
     cache_dir = _open_cache_dir(out_dir, meta)
     skip = _rejected_upstream(dataset_dir, frames_dir)
-    plan = plan_items(load_manifest(dataset_dir), options.views, skip, options.limit)
+    manifest_path = str(dataset_dir / "manifest.parquet")
+    plan = plan_items(load_manifest(dataset_dir), options.views, skip, options.limit, manifest_path)
     todo = {
         s: items for s, items in plan.items() if not _shard_done(cache_dir, s, items, meta["config_hash"], frames_dir)
     }
