@@ -20,7 +20,8 @@ rule render_shard:
         "../envs/render.yaml"
     shell:
         "lavimo render shard --dataset-dir {params.dataset_dir} --shard {wildcards.shard}"
-        " --avatars {params.avatars} --frames-dir {params.dataset_dir}/frames {params.args} > {log} 2>&1"
+        " --avatars {params.avatars} --frames-dir {params.dataset_dir}/frames {params.args} --threads {threads}"
+        " > {log} 2>&1"
 
 
 rule render_demo:
