@@ -20,6 +20,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/avatars.smk"
 include: "rules/render.smk"
+include: "rules/features.smk"
 
 
 rule all:

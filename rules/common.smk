@@ -78,6 +78,7 @@ def default_targets(wildcards):
     for ds in config["datasets_enabled"]:
         targets.append(f"{RESULTS}/{ds}/manifest.parquet")
         targets += rendered_shards(ds)(wildcards)
+        targets += [f"{RESULTS}/{ds}/features/current.json", f"{RESULTS}/{ds}/sentences/current.json"]
     return targets
 
 
@@ -101,3 +102,19 @@ def render_args(wildcards):
 def parent_dir(name, index=0):
     """Params function: folder of the named input file (never a hardcoded path prefix)."""
     return lambda wildcards, input: os.path.dirname(input[name][index] if index is not None else input[name])
+
+
+def features_args(wildcards):
+    """Command-line options of `lavimo features build` from the config."""
+    feats = config["features"]
+    args = ["--encoder", feats["encoder"], "--views", feats["views"], "--frames", config["render"]["num_frames"]]
+    args += ["--batch-size", feats["batch_size"], "--seed", feats["seed"]]
+    if feats["checkpoint"]:
+        args += ["--checkpoint", feats["checkpoint"]]
+    return shlex.join(str(a) for a in args)
+
+
+def sentences_args(wildcards):
+    """Command-line options of `lavimo features sentences` from the config."""
+    model = config["features"]["sentence_model"]
+    return shlex.join(["--model", model]) if model else ""

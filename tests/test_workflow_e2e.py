@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from lavimo.datasets import load_manifest
+from lavimo.text.sentences import SentenceCache
+from lavimo.video.cache import FeatureCache
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +47,14 @@ def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None
         assert sorted(p.name for p in clip_dir.glob("*.png")) == [f"{i:02d}.png" for i in range(8)]
         meta = json.loads((clip_dir / "meta.json").read_text())
         assert len(meta["indices"]) == 8
+
+    cache = FeatureCache.open_current(results / "demo/features")
+    assert cache.meta["encoder"]  # which weights were used is recorded
+    train_clip = manifest.loc[manifest["split"] == "train", "clip_id"].iloc[0]
+    assert cache.get(train_clip, 0).shape[0] == 8
+    sentences = SentenceCache(results / "demo/sentences")
+    first_caption = manifest["texts"].iloc[0][0]["text"]
+    assert sentences.get(first_caption).ndim == 1
 
     rerun = _snakemake(repo_root, configfile)
     assert "Nothing to be done" in rerun
