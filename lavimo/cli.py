@@ -21,7 +21,11 @@ COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "avatars": ("avatars", "build the 13 avatars and their contact sheet"),
     "render": ("render", "render clips headlessly with Blender (own process; imports bpy)"),
     "features": ("features", "video frame-feature caches and caption sentence embeddings"),
+    "train": ("train", "train (or resume) a LAVIMO run: --preset demo|paper, --variant 3modal|2modal, --nproc N"),
+    "evaluate": ("evaluate", "evaluate a trained run on a split: metrics.json, metrics.csv, retrieval.json"),
     "bench": ("bench", "benchmarks that print throughput figures"),
+    "report": ("report", "build the self-contained HTML report"),
+    "metrics": ("metrics", "retrieval metrics (R@k, MedR) of a similarity matrix, as TMR defines them"),
 }
 
 

@@ -25,3 +25,11 @@ def humanml3d_fixture() -> Path:
 def kitml_fixture() -> Path:
     """TMR's real KIT-ML annotations.json and split lists."""
     return DATA / "kitml"
+
+
+@pytest.fixture(scope="session")
+def training_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real prepared demo set with caption embeddings and a (stick-figure) frame-feature cache."""
+    from helpers import make_training_dataset
+
+    return make_training_dataset(tmp_path_factory.mktemp("train-data"), limit=12)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import tiny_encoder
 from PIL import Image, ImageDraw
 from torch import nn
 
@@ -26,7 +27,7 @@ from lavimo.datasets.manifest import write_manifest
 from lavimo.io import LavimoInputError, read_rejections
 from lavimo.video.build import BuildOptions, build_feature_cache
 from lavimo.video.cache import FeatureCache
-from lavimo.video.encoders import FrameEncoder, Preprocessing, WeightsInfo, load_frame_encoder, read_state_dict
+from lavimo.video.encoders import load_frame_encoder, read_state_dict
 from lavimo.video.frames import decode_frame, load_clip_frames
 
 SIZE = 256  # frames as small as the training crop keep the tests fast
@@ -67,18 +68,6 @@ def make_dataset(root: Path, splits: list[str], size: int = SIZE) -> Path:
         )  # fmt: skip
     write_manifest(root, pd.DataFrame(rows))
     return root
-
-
-class TinyBackbone(nn.Module):
-    """Pools 4x4 patches into a 12-d vector: cheap and deterministic, enough for cache plumbing."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)[:, :12] * 3.0
-
-
-def tiny_encoder(sha: str = "tiny-a") -> FrameEncoder:
-    prep = Preprocessing(224, "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    return FrameEncoder("tiny", TinyBackbone(), 12, prep, WeightsInfo("random-init", None, sha, False, "test"))
 
 
 OPTS = BuildOptions(views=2, batch_size=2, workers=0, progress=False)

@@ -1,0 +1,90 @@
+"""Embeddings of a trained model: load a run's weights, embed a split of a dataset for retrieval."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lavimo.datasets.retrieval import Collate, MotionStats, RetrievalDataset
+from lavimo.io import LavimoInputError
+from lavimo.model import LAVIMO, ModelConfig
+
+PathLike = str | os.PathLike[str]
+MODEL_FILE = "model.pt"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; anything else as torch understands it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on CUDA for ``auto``/``bf16`` (and on CPU only for an explicit ``bf16``); else disabled."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def load_weights_file(path: PathLike) -> dict[str, Any]:
+    """A checkpoint or model file, loaded with ``weights_only=True`` (no code runs from the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LavimoInputError(path, "model file does not exist (train the run first)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, pickle with code, wrong format
+        raise LavimoInputError(path, f"not a loadable lavimo checkpoint ({type(error).__name__}: {error})") from error
+
+
+def load_trained(path: PathLike, device: str = "auto") -> tuple[LAVIMO, MotionStats, dict[str, Any]]:
+    """(model in eval mode, motion statistics, the stored file) from a run folder or a model/checkpoint file."""
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    state = load_weights_file(file)
+    for key in ("model", "model_config", "motion_stats"):
+        if key not in state:
+            raise LavimoInputError(file, f"checkpoint lacks {key!r}")
+    model = LAVIMO(ModelConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    stats = MotionStats(
+        state["motion_stats"]["mean"].numpy(), state["motion_stats"]["std"].numpy(), str(state.get("stats_source"))
+    )
+    return model.to(resolve_device(device)).eval(), stats, state
+
+
+@torch.no_grad()
+def embed_dataset(
+    model: LAVIMO, dataset: RetrievalDataset, batch_size: int = 64, precision: str = "auto"
+) -> dict[str, Any]:
+    """L2-normalised float32 embeddings of every clip (first caption, clean view) in dataset order.
+
+    Returns clip_ids, captions, text (N, C), motion (N, C), sentence (N, D_s) when the dataset has sentence
+    embeddings, and for a 3-modal model with features video (N, C) plus video_valid (N,) bool.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    collate = Collate(model.tokenizer)
+    parts: dict[str, list[np.ndarray]] = {"text": [], "motion": [], "video": [], "video_valid": [], "sentence": []}
+    captions: list[str] = []
+    for start in range(0, len(dataset), batch_size):
+        batch = collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        captions += batch["text"]
+        with autocast(device, precision):
+            parts["text"].append(model.encode_text(batch["text_tokens"]).float().cpu().numpy())
+            motion = batch["motion"].to(device)
+            parts["motion"].append(model.encode_motion(motion, batch["lengths"].to(device)).float().cpu().numpy())
+            if model.has_video and "video" in batch:
+                parts["video"].append(model.encode_video(batch["video"].to(device)).float().cpu().numpy())
+                parts["video_valid"].append(batch["video_valid"].numpy())
+        if "sentence_emb" in batch:
+            parts["sentence"].append(batch["sentence_emb"].numpy())
+    model.train(was_training)
+    out: dict[str, Any] = {"clip_ids": list(dataset.clip_ids), "captions": captions}
+    out.update({k: np.concatenate(v) for k, v in parts.items() if v})
+    return out

@@ -1,0 +1,572 @@
+"""Training loop: presets, schedule, checkpoints with exact resume, validation and best-model selection.
+
+A run folder (``results/{ds}/runs/{variant}/``) holds::
+
+    config.json            the resolved run config (train + model + data + environment), written at start
+    history.jsonl          one JSON object per epoch: losses, lr, tau, throughput, data-wait share, [val metrics]
+    tensorboard/           TensorBoard scalars
+    checkpoints/last.pt    full training state after the latest epoch (resume point)
+    checkpoints/best.pt    weights of the best validation epoch
+    model.pt               the selected weights (= best.pt) once training finished: the Snakemake target
+
+Every file is loadable with ``torch.load(weights_only=True)``. Randomness is derived from (seed, epoch, rank)
+at the start of every epoch (dropout) and from (seed, epoch, clip) per sample, so a run resumed from
+``last.pt`` continues exactly as an uninterrupted run would.
+
+Multi-process (DDP) runs are started by ``torchrun`` (``lavimo train --nproc N`` launches it): NCCL on GPUs,
+gloo on CPUs. The global batch is split over the processes; each process contrasts its own slice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from lavimo.datasets.retrieval import (
+    Collate,
+    EpochBatchSampler,
+    MotionStats,
+    RetrievalDataset,
+    compute_motion_stats,
+    split_ids,
+)
+from lavimo.embed import MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
+from lavimo.evaluate import evaluate_embeddings
+from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+from lavimo.model import LAVIMO, ModelConfig
+from lavimo.text.sentences import SentenceCache
+from lavimo.video.cache import FeatureCache
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+CHECKPOINT_FORMAT = 1
+# fields that may change between a run and its resumption without changing the numbers it produces
+RESUME_FREE_FIELDS = ("num_workers", "device", "log_every")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run is made of (defaults = the paper, section 4)."""
+
+    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.model.ModelConfig)
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    variant: str = "3modal"  # 3modal | 2modal (text + motion only)
+    epochs: int = 400
+    batch_size: int = 64  # global batch (split over processes)
+    lr: float = 1e-4
+    lr_min: float = 1e-5
+    lr_decay_start: int = 100  # constant lr for this many epochs, then linear decay to lr_min at the last epoch
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    grad_clip: float = 0.0  # 0 = off
+    max_frames: int = 196  # longer motions are cropped (randomly in training, centred in evaluation)
+    eval_every: int = 10  # validate every N epochs (and after the last one)
+    val_split: str = "val"  # split used for validation and best-model selection
+    seed: int = 0
+    num_workers: int = 0  # DataLoader workers (data is in memory; 0 is enough on a CPU)
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
+    device: str = "auto"
+    log_every: int = 10  # steps between TensorBoard scalars
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    def model_config(self, frame_dim: int | None = None, num_frames: int | None = None) -> ModelConfig:
+        """The model config of this run (frame size and count from the feature cache for 3-modal runs)."""
+        overrides = dict(self.model_overrides)
+        if frame_dim is not None:
+            overrides.setdefault("frame_dim", frame_dim)
+        if num_frames is not None:
+            overrides.setdefault("num_frames", num_frames)
+        return ModelConfig.from_preset(self.model, variant=self.variant, **overrides)
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # LAVIMO section 4: AdamW, lr 1e-4 decayed linearly to 1e-5 after epoch 100, batch 64, 400 epochs
+    "paper": {"model": "paper", "num_workers": 4},
+    # sized for the bundled demo on a 2-core CPU: a small model with a frozen MiniLM, a few minutes
+    "demo": {
+        "model": "demo",
+        "epochs": 40,
+        "lr": 3e-4,
+        "lr_min": 3e-5,
+        "lr_decay_start": 10,
+        "warmup_steps": 20,
+        "eval_every": 5,
+        "max_frames": 120,
+    },
+    # unit tests and smoke runs
+    "tiny": {"model": "tiny", "epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 1, "max_frames": 60},
+}
+
+
+def coerce(value: str, like: Any) -> Any:
+    """A command-line string as the type of ``like`` (JSON for dicts, lists, None)."""
+    if isinstance(like, bool):
+        if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
+            raise ValueError(f"expected a boolean, got {value!r}")
+        return value.lower() in {"true", "1", "yes"}
+    if isinstance(like, int | float) and not isinstance(like, bool):
+        return type(like)(float(value)) if isinstance(like, int) and float(value).is_integer() else type(like)(value)
+    if isinstance(like, str):
+        return value
+    return json.loads(value)
+
+
+def make_train_config(preset: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """A preset's config with overrides (values may be strings from ``--set key=value``)."""
+    if preset not in TRAIN_PRESETS:
+        raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
+    cfg = TrainConfig(**TRAIN_PRESETS[preset])
+    for key, value in (overrides or {}).items():
+        if key.startswith("model."):  # model.latent_dim=128 -> model_overrides
+            name = key.removeprefix("model.")
+            like = getattr(ModelConfig(), name) if hasattr(ModelConfig(), name) else value
+            cfg.model_overrides[name] = coerce(value, like) if isinstance(value, str) else value
+            continue
+        if not hasattr(cfg, key):
+            raise ValueError(f"unknown training setting {key!r}; known: {sorted(cfg.to_dict())}")
+        current = getattr(cfg, key)
+        setattr(cfg, key, coerce(value, current) if isinstance(value, str) else value)
+    if cfg.variant not in ("3modal", "2modal"):
+        raise ValueError(f"variant must be 3modal or 2modal, got {cfg.variant!r}")
+    return cfg
+
+
+def lr_at(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    """Learning rate of a step: linear warm-up, constant until ``lr_decay_start`` epochs, then linear to lr_min."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    decay_start = cfg.lr_decay_start * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+    if step < decay_start or total <= decay_start:
+        return cfg.lr
+    progress = min(1.0, (step - decay_start) / max(1, total - 1 - decay_start))
+    return cfg.lr + (cfg.lr_min - cfg.lr) * progress
+
+
+def validation_score(metrics: Mapping[str, Mapping[str, float]]) -> float:
+    """Model-selection score: R@1 + R@5 + R@10 of text->motion and motion->text (higher is better)."""
+    return float(sum(metrics[d][k] for d in ("t2m", "m2t") for k in ("R@1", "R@5", "R@10")))
+
+
+# ---- distributed ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Process:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_process(device_name: str) -> Process:
+    """Join the torchrun process group when launched by torchrun; pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world_size == 1:
+        return Process(0, 1, device)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Process(dist.get_rank(), world_size, device)
+
+
+def torchrun_command(nproc: int, cli_args: list[str]) -> list[str]:
+    """The command that runs ``lavimo <cli_args>`` in ``nproc`` processes on this machine."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "--module",
+        "lavimo.cli",
+        *cli_args,
+    ]
+
+
+def _barrier(proc: Process) -> None:
+    if proc.world_size > 1:
+        dist.barrier()
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------
+def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
+    """torch.save to a temp file, then rename (a killed run never leaves half a checkpoint)."""
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def unwrap(model: nn.Module) -> LAVIMO:
+    """The LAVIMO module inside a DDP wrapper."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases, norms and the temperature."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or name.endswith("log_tau") else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---- the run -------------------------------------------------------------------------------------------
+@dataclass
+class RunData:
+    """The datasets and caches a run reads."""
+
+    train: RetrievalDataset
+    val: RetrievalDataset | None
+    stats: MotionStats
+    features: FeatureCache | None
+    sentences: SentenceCache | None
+
+
+def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
+    """Train and validation sets of a prepared dataset, with its feature and sentence caches."""
+    dataset_dir = Path(dataset_dir)
+    features = FeatureCache.open_current(dataset_dir / "features") if cfg.variant == "3modal" else None
+    sentences_dir = dataset_dir / "sentences"
+    sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
+    if sentences is None:
+        log.warning("no sentence cache in %s: soft targets fall back to the identity (plain InfoNCE)", sentences_dir)
+    train_ids = split_ids(dataset_dir, "train")
+    stats = compute_motion_stats(dataset_dir, train_ids)
+    common = {"features": features, "sentences": sentences, "max_frames": cfg.max_frames, "seed": cfg.seed}
+    train = RetrievalDataset(dataset_dir, "train", stats, train=True, ids=train_ids, **common)
+    val_ids = split_ids(dataset_dir, cfg.val_split)
+    val = RetrievalDataset(dataset_dir, cfg.val_split, stats, ids=val_ids, **common) if val_ids else None
+    if val is None:
+        log.warning("the %s split is empty: no validation, model.pt will hold the last epoch", cfg.val_split)
+    return RunData(train, val, stats, features, sentences)
+
+
+def resolved_config(dataset_dir: Path, cfg: TrainConfig, model: LAVIMO, data: RunData, proc: Process) -> dict[str, Any]:
+    """The run's config.json: everything needed to know (and redo) what was trained."""
+    features = data.features
+    return {
+        "dataset": dataset_dir.name,
+        "dataset_dir": str(dataset_dir),
+        "variant": cfg.variant,
+        "train": cfg.to_dict(),
+        "model": model.metadata(),
+        "data": {
+            "train_clips": len(data.train),
+            "val_clips": len(data.val) if data.val is not None else 0,
+            "motion_stats": data.stats.source,
+            "features": None if features is None else {"encoder_id": features.encoder_id, **features.meta["encoder"]},
+            "video_coverage_train": data.train.video_coverage,
+            "sentences": None
+            if data.sentences is None
+            else {k: v for k, v in data.sentences.meta.items() if k != "captions"},
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": str(proc.device),
+            "device_name": torch.cuda.get_device_name(proc.device)
+            if proc.device.type == "cuda"
+            else platform.processor(),
+            "world_size": proc.world_size,
+            "host": platform.node(),
+        },
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+class Trainer:
+    """Trains one run into its folder; ``fit()`` resumes from ``checkpoints/last.pt`` when present."""
+
+    def __init__(self, dataset_dir: PathLike, out_dir: PathLike, cfg: TrainConfig, progress: bool = True) -> None:
+        self.dataset_dir, self.out_dir, self.cfg, self.progress = Path(dataset_dir), Path(out_dir), cfg, progress
+        self.proc = init_process(cfg.device)
+        torch.manual_seed(cfg.seed)  # identical initial weights in every process
+        self.data = load_run_data(self.dataset_dir, cfg)
+        features = self.data.features
+        model_cfg = cfg.model_config(features.dim if features else None, features.num_frames if features else None)
+        self.model = LAVIMO(model_cfg).to(self.proc.device)
+        self.ddp: nn.Module = self.model
+        if self.proc.world_size > 1:
+            ids = [self.proc.device.index] if self.proc.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        self.sampler = EpochBatchSampler(
+            len(self.data.train), cfg.batch_size, cfg.seed, self.proc.rank, self.proc.world_size
+        )
+        self.loader = torch.utils.data.DataLoader(
+            self.data.train,
+            batch_sampler=self.sampler,
+            collate_fn=Collate(self.model.tokenizer),
+            num_workers=cfg.num_workers,
+        )
+        self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, 0
+        self.history: list[dict[str, Any]] = []
+        self.writer = None
+
+    # paths
+    @property
+    def last_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.out_dir / "checkpoints" / "best.pt"
+
+    def _stats_tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(v) for k, v in self.data.stats.to_arrays().items()}
+
+    def _weights_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.model.state_dict(),
+            "model_config": self.model.config.to_dict(),
+            "train_config": self.cfg.to_dict(),
+            "motion_stats": self._stats_tensors(),
+            "stats_source": self.data.stats.source,
+            "epoch": self.epoch,
+        }
+
+    def training_state(self) -> dict[str, Any]:
+        """Everything ``last.pt`` holds: weights, optimizer, counters, best so far and the history."""
+        return {
+            **self._weights_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
+
+    def resume(self) -> bool:
+        """Load ``last.pt`` when it exists; refuse a checkpoint of a different config."""
+        if not self.last_path.is_file():
+            return False
+        state = load_weights_file(self.last_path)
+        saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE_FIELDS}
+        wanted = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
+        if saved != wanted:
+            changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+            raise LavimoInputError(
+                self.last_path,
+                f"holds a run with other settings ({', '.join(changed)}); "
+                "pass --restart to start over or use another --out",
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.best_score, self.best_epoch = float(state["best_score"]), int(state["best_epoch"])
+        self.history = list(state["history"])
+        log.info("resuming %s after epoch %d (step %d)", self.out_dir, self.epoch, self.step)
+        return True
+
+    def fit(self, resume: bool = True) -> Path:
+        """Train to ``cfg.epochs``; returns the path of ``model.pt``."""
+        if resume:
+            self.resume()
+        if self.proc.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            config = resolved_config(self.dataset_dir, self.cfg, self.model, self.data, self.proc)
+            save_json(self.out_dir / "config.json", config)
+            self._write_history()
+            self.writer = _tensorboard(self.out_dir / "tensorboard")
+        steps_per_epoch = len(self.sampler)
+        bar = _progress(self.cfg.epochs * steps_per_epoch, self.step, enabled=self.progress and self.proc.is_main)
+        try:
+            while self.epoch < self.cfg.epochs:
+                record = self._train_epoch(bar, steps_per_epoch)
+                self.epoch += 1
+                record["epoch"] = self.epoch
+                if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
+                    self._validate(record)
+                self.history.append(record)
+                if self.proc.is_main:
+                    self._log_epoch(record)
+                    save_checkpoint(self.last_path, self.training_state())
+                    self._write_history()
+                _barrier(self.proc)
+        finally:
+            bar.close()
+            if self.writer is not None:
+                self.writer.close()
+        if self.proc.is_main:
+            self._finish()
+        _barrier(self.proc)
+        return self.out_dir / MODEL_FILE
+
+    def _train_epoch(self, bar: Any, steps_per_epoch: int) -> dict[str, Any]:
+        """One pass over the training set; returns the epoch's mean losses and timings."""
+        cfg, proc = self.cfg, self.proc
+        torch.manual_seed(
+            (cfg.seed * 1_000_003 + self.epoch * 1_009 + proc.rank) % 2**31
+        )  # dropout stream of this epoch
+        self.sampler.set_epoch(self.epoch)
+        self.data.train.set_epoch(self.epoch)
+        self.ddp.train()
+        sums: dict[str, float] = {}
+        samples, wait, started = 0, 0.0, time.perf_counter()
+        fetch_start = time.perf_counter()
+        for batch in self.loader:
+            wait += time.perf_counter() - fetch_start
+            lr = lr_at(self.step, cfg, steps_per_epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(proc.device, cfg.precision):
+                out = self.ddp(_to_device(batch, proc.device))
+            self.optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            samples += len(batch["clip_ids"]) * proc.world_size
+            losses = {k: float(v.detach()) for k, v in out.items() if k.startswith("loss")}
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if self.writer is not None and self.step % cfg.log_every == 0:
+                for key, value in losses.items():
+                    self.writer.add_scalar(f"train/{key}", value, self.step)
+                self.writer.add_scalar("train/lr", lr, self.step)
+                self.writer.add_scalar("train/tau", float(out["tau"]), self.step)
+            elapsed = time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(ep=self.epoch + 1, loss=f"{losses['loss']:.3f}", sps=f"{samples / elapsed:.0f}")
+            fetch_start = time.perf_counter()
+        seconds = time.perf_counter() - started
+        steps = max(1, len(self.sampler))
+        means = _all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
+        return {
+            "step": self.step,
+            "lr": lr_at(self.step - 1, cfg, steps_per_epoch),
+            "tau": float(self.model.align_loss.tau.detach()),
+            **means,
+            "seconds": seconds,
+            "samples_per_s": samples / seconds,
+            "data_wait_fraction": wait / seconds,
+        }
+
+    def _validate(self, record: dict[str, Any]) -> None:
+        """Retrieval metrics on the validation split (main process); keeps the best weights."""
+        if self.proc.is_main and self.data.val is not None:
+            emb = embed_dataset(self.model, self.data.val, self.cfg.batch_size, self.cfg.precision)
+            inputs = {k: emb[k] for k in ("text", "motion", "video") if k in emb}
+            metrics = evaluate_embeddings(inputs, protocols=("normal",))["normal"]
+            record["val"] = metrics
+            record["val_score"] = validation_score(metrics)
+            if self.writer is not None:
+                for direction, values in metrics.items():
+                    for name, value in values.items():
+                        self.writer.add_scalar(f"val/{direction}_{name}", value, self.epoch)
+            if record["val_score"] > self.best_score:
+                self.best_score, self.best_epoch = record["val_score"], self.epoch
+                save_checkpoint(self.best_path, {**self._weights_state(), "val": metrics})
+        _barrier(self.proc)
+
+    def _log_epoch(self, record: Mapping[str, Any]) -> None:
+        val = record.get("val")
+        extra = f" | val t2m R@1 {val['t2m']['R@1']:.2f} m2t R@1 {val['m2t']['R@1']:.2f}" if val else ""
+        log.info(
+            "epoch %d/%d loss %.4f (align %.4f recon %.4f) tau %.4f lr %.2e %.0f samples/s%s",
+            record["epoch"],
+            self.cfg.epochs,
+            record["loss"],
+            record["loss_align"],
+            record["loss_recon"],
+            record["tau"],
+            record["lr"],
+            record["samples_per_s"],
+            extra,
+        )
+
+    def _write_history(self) -> None:
+        save_text(self.out_dir / "history.jsonl", "".join(json.dumps(r) + "\n" for r in self.history))
+
+    def _finish(self) -> None:
+        """model.pt = the best validation weights (the last ones when there is no validation split)."""
+        target = self.out_dir / MODEL_FILE
+        with atomic_path(target) as tmp:
+            if self.best_path.is_file():
+                shutil.copyfile(self.best_path, tmp)
+            else:
+                torch.save(self._weights_state(), tmp)
+        log.info("%s: weights of epoch %d (best validation score %.2f)", target, self.best_epoch, self.best_score)
+
+
+def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move tensors (and the token dict) of a batch to the device."""
+    out: dict[str, Any] = {}
+    for key, value in batch.items():
+        if isinstance(value, torch.Tensor):
+            out[key] = value.to(device, non_blocking=True)
+        elif isinstance(value, Mapping):
+            out[key] = {k: v.to(device, non_blocking=True) for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _all_reduce_mean(values: dict[str, float], proc: Process) -> dict[str, float]:
+    """Average per-process means over the process group."""
+    if proc.world_size == 1 or not values:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=proc.device)
+    dist.all_reduce(tensor)
+    return {k: float(v) / proc.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
+
+
+def _tensorboard(path: Path) -> Any:
+    """A TensorBoard SummaryWriter, or None (with a warning) when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is not installed: no TensorBoard scalars for this run")
+        return None
+    return SummaryWriter(str(path))
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True, mininterval=2.0)
+
+
+def train(
+    dataset_dir: PathLike, out_dir: PathLike, cfg: TrainConfig, *, resume: bool = True, progress: bool = True
+) -> Path:
+    """Train (or resume) one run; returns the path of its ``model.pt``."""
+    trainer = Trainer(dataset_dir, out_dir, cfg, progress=progress)
+    try:
+        return trainer.fit(resume=resume)
+    finally:
+        if trainer.proc.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

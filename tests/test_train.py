@@ -1,0 +1,166 @@
+"""Training loop: schedule, data pipeline determinism, DDP batch slicing, runs, resume, 2-modal, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lavimo.datasets.retrieval import EpochBatchSampler, RetrievalDataset, compute_motion_stats, split_ids
+from lavimo.embed import load_trained
+from lavimo.io import LavimoInputError
+from lavimo.text.sentences import SentenceCache
+from lavimo.train import TrainConfig, Trainer, lr_at, make_train_config, train
+from lavimo.video.cache import FeatureCache
+
+TINY = {"epochs": "2", "batch_size": "8", "num_workers": "0"}
+
+
+def test_paper_schedule_is_constant_then_linear_to_lr_min() -> None:
+    cfg = make_train_config("paper")
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.lr_min, cfg.lr_decay_start) == (400, 64, 1e-4, 1e-5, 100)
+    steps = 10
+    assert lr_at(0, cfg, steps) == lr_at(100 * steps - 1, cfg, steps) == 1e-4
+    assert lr_at(400 * steps - 1, cfg, steps) == pytest.approx(1e-5)
+    middle = lr_at(250 * steps, cfg, steps)
+    assert 1e-5 < middle < 1e-4 and middle == pytest.approx(1e-4 - 0.9e-4 * (1500 / 2999), rel=1e-6)
+    warm = TrainConfig(warmup_steps=4)
+    assert [lr_at(s, warm, steps) for s in range(5)] == pytest.approx([2.5e-5, 5e-5, 7.5e-5, 1e-4, 1e-4])
+
+
+def test_overrides_are_typed_and_unknown_keys_rejected() -> None:
+    cfg = make_train_config("demo", {"epochs": "3", "lr": "1e-3", "model.latent_dim": "64", "variant": "2modal"})
+    assert cfg.epochs == 3 and cfg.lr == 1e-3 and cfg.model_overrides == {"latent_dim": 64}
+    assert cfg.model_config().latent_dim == 64 and cfg.model_config().variant == "2modal"
+    with pytest.raises(ValueError, match="unknown training setting"):
+        make_train_config("demo", {"epochz": "3"})
+    with pytest.raises(ValueError, match="unknown training preset"):
+        make_train_config("huge")
+
+
+def test_batch_slices_of_two_processes_make_the_single_process_batches() -> None:
+    single = list(EpochBatchSampler(50, 8, seed=3))
+    ranks = [list(EpochBatchSampler(50, 8, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert len(single) == 6 and all(len(b) == 4 for b in ranks[0])
+    assert [a + b for a, b in zip(*ranks, strict=True)] == single
+    other = EpochBatchSampler(50, 8, seed=3)
+    other.set_epoch(1)
+    assert list(other) != single
+    with pytest.raises(ValueError, match="divisible"):
+        EpochBatchSampler(50, 8, world_size=3)
+
+
+def test_samples_are_real_and_deterministic_per_epoch(training_dataset: Path) -> None:
+    train_ids = split_ids(training_dataset, "train")
+    stats = compute_motion_stats(training_dataset, train_ids)
+    assert stats.source.startswith("train:") and stats.mean.shape == stats.std.shape == (263,)
+    features = FeatureCache.open_current(training_dataset / "features")
+    sentences = SentenceCache(training_dataset / "sentences")
+    data = RetrievalDataset(
+        training_dataset, "train", stats, features=features, sentences=sentences, max_frames=40, train=True
+    )
+    assert len(data) == len(train_ids) and data.video_coverage == 1.0
+    first = [data[i] for i in range(len(data))]
+    assert all(s["motion"].shape[0] <= 40 and s["motion"].shape[1] == 263 for s in first)
+    assert all(s["video"].shape == (8, 12) and s["video_valid"] for s in first)
+    assert all(
+        torch.equal(a["motion"], b["motion"]) and a["text"] == b["text"] for a, b in zip(first, data, strict=False)
+    )
+    data.set_epoch(5)
+    later = [data[i] for i in range(len(data))]
+    assert any(
+        a["text"] != b["text"] or not torch.equal(a["motion"], b["motion"]) for a, b in zip(first, later, strict=True)
+    )
+    row = sentences.get(first[0]["text"])
+    assert np.allclose(first[0]["sentence_emb"].numpy(), row)
+    clean = RetrievalDataset(training_dataset, "train", stats, features=features, max_frames=40)
+    sample = clean[0]
+    assert sample["text"] == data.captions[0][0] and sample["motion"].shape[0] == min(40, len(data.motions[0]))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(training_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "3modal"
+    train(training_dataset, out, make_train_config("tiny", TINY), progress=False)
+    return out
+
+
+def test_a_run_folder_has_config_history_tensorboard_and_weights_only_files(tiny_run: Path) -> None:
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["variant"] == "3modal" and config["train"]["epochs"] == 2
+    assert config["model"]["text_encoder_source"].startswith("tiny-random-bert")
+    assert config["data"]["features"]["encoder_id"].startswith("tiny-") and config["data"]["sentences"]["dim"] == 384
+    history = [json.loads(line) for line in (tiny_run / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["loss"]) and h["loss_mv"] > 0 and 0 <= h["data_wait_fraction"] < 1 for h in history)
+    assert set(history[-1]["val"]) == {"t2m", "m2t", "v2m", "m2v"}
+    assert list((tiny_run / "tensorboard").glob("events.out.tfevents.*"))
+    for name in ("model.pt", "checkpoints/last.pt", "checkpoints/best.pt"):
+        torch.load(tiny_run / name, map_location="cpu", weights_only=True)
+    model, stats, state = load_trained(tiny_run)
+    assert model.has_video and not model.training and stats.mean.shape == (263,)
+    assert state["epoch"] in (1, 2)
+
+
+def test_resume_after_a_kill_continues_exactly(
+    training_dataset: Path, tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lavimo.train as train_module
+
+    real_save = train_module.save_checkpoint
+
+    def killed_after_first_epoch(path, state):
+        real_save(path, state)
+        if Path(path).name == "last.pt":
+            raise KeyboardInterrupt("killed")
+
+    out = tmp_path / "3modal"
+    cfg = make_train_config("tiny", TINY)
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(training_dataset, out, cfg, progress=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert not (out / "model.pt").exists() and len((out / "history.jsonl").read_text().splitlines()) == 0
+    train(training_dataset, out, cfg, progress=False)
+    resumed = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    straight = [json.loads(line) for line in (tiny_run / "history.jsonl").read_text().splitlines()]
+    for key in ("loss", "loss_align", "loss_recon", "tau", "lr", "step"):
+        assert [r[key] for r in resumed] == [s[key] for s in straight], key
+    with pytest.raises(LavimoInputError, match="other settings"):
+        Trainer(training_dataset, out, make_train_config("tiny", {**TINY, "lr": "0.5"}), progress=False).resume()
+
+
+def test_two_modal_run_needs_no_video(training_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "2modal"
+    train(
+        training_dataset, out, make_train_config("tiny", {**TINY, "epochs": "1", "variant": "2modal"}), progress=False
+    )
+    model, _, _ = load_trained(out)
+    assert model.video_encoder is None
+    history = json.loads((out / "history.jsonl").read_text().splitlines()[0])
+    assert "loss_mv" not in history and set(history["val"]) == {"t2m", "m2t"}
+
+
+def test_three_modal_without_a_feature_cache_names_the_missing_file(training_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "demo"
+    shutil.copytree(training_dataset, copy, ignore=shutil.ignore_patterns("features"))
+    with pytest.raises(LavimoInputError, match="meta"):
+        train(copy, tmp_path / "run", make_train_config("tiny", TINY), progress=False)
+
+
+def test_cli_trains_with_two_processes(training_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "lavimo.cli", "train", "--dataset-dir", str(training_dataset), "--out", str(out)]
+    cmd += ["--preset", "tiny", "--set", "epochs=1", "--nproc", "2", "--no-progress"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    assert config["environment"]["world_size"] == 2
+    assert (out / "model.pt").is_file()
