@@ -14,6 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 wildcard_constraints:
     ds="demo|humanml3d|kitml",
     shard=r"[0-9]{4}",
+    variant="3modal|2modal",
 
 
 include: "rules/common.smk"
@@ -21,6 +22,9 @@ include: "rules/data.smk"
 include: "rules/avatars.smk"
 include: "rules/render.smk"
 include: "rules/features.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:

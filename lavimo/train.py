@@ -80,7 +80,7 @@ class TrainConfig:
     eval_every: int = 10  # validate every N epochs (and after the last one)
     val_split: str = "val"  # split used for validation and best-model selection
     seed: int = 0
-    num_workers: int = 0  # DataLoader workers (data is in memory; 0 is enough on a CPU)
+    num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
     device: str = "auto"
     log_every: int = 10  # steps between TensorBoard scalars
@@ -101,17 +101,17 @@ class TrainConfig:
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # LAVIMO section 4: AdamW, lr 1e-4 decayed linearly to 1e-5 after epoch 100, batch 64, 400 epochs
-    "paper": {"model": "paper", "num_workers": 4},
+    "paper": {"model": "paper"},
     # sized for the bundled demo on a 2-core CPU: a small model with a frozen MiniLM, a few minutes
     "demo": {
         "model": "demo",
-        "epochs": 40,
+        "epochs": 30,
         "lr": 3e-4,
         "lr_min": 3e-5,
         "lr_decay_start": 10,
         "warmup_steps": 20,
         "eval_every": 5,
-        "max_frames": 120,
+        "max_frames": 64,
     },
     # unit tests and smoke runs
     "tiny": {"model": "tiny", "epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 1, "max_frames": 60},
@@ -327,7 +327,7 @@ class Trainer:
             self.data.train,
             batch_sampler=self.sampler,
             collate_fn=Collate(self.model.tokenizer),
-            num_workers=cfg.num_workers,
+            num_workers=cfg.num_workers if cfg.num_workers >= 0 else (4 if self.proc.device.type == "cuda" else 0),
         )
         self.epoch, self.step, self.best_score, self.best_epoch = 0, 0, -math.inf, 0
         self.history: list[dict[str, Any]] = []
@@ -403,7 +403,7 @@ class Trainer:
         bar = _progress(self.cfg.epochs * steps_per_epoch, self.step, enabled=self.progress and self.proc.is_main)
         try:
             while self.epoch < self.cfg.epochs:
-                record = self._train_epoch(bar, steps_per_epoch)
+                record = self.train_epoch(bar, steps_per_epoch)
                 self.epoch += 1
                 record["epoch"] = self.epoch
                 if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.epochs:
@@ -423,8 +423,8 @@ class Trainer:
         _barrier(self.proc)
         return self.out_dir / MODEL_FILE
 
-    def _train_epoch(self, bar: Any, steps_per_epoch: int) -> dict[str, Any]:
-        """One pass over the training set; returns the epoch's mean losses and timings."""
+    def train_epoch(self, bar: Any, steps_per_epoch: int, max_steps: int | None = None) -> dict[str, Any]:
+        """One pass over the training set (or its first ``max_steps`` batches); mean losses and timings."""
         cfg, proc = self.cfg, self.proc
         torch.manual_seed(
             (cfg.seed * 1_000_003 + self.epoch * 1_009 + proc.rank) % 2**31
@@ -435,8 +435,10 @@ class Trainer:
         sums: dict[str, float] = {}
         samples, wait, started = 0, 0.0, time.perf_counter()
         fetch_start = time.perf_counter()
+        steps = 0
         for batch in self.loader:
             wait += time.perf_counter() - fetch_start
+            steps += 1
             lr = lr_at(self.step, cfg, steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -460,9 +462,11 @@ class Trainer:
             elapsed = time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(ep=self.epoch + 1, loss=f"{losses['loss']:.3f}", sps=f"{samples / elapsed:.0f}")
+            if max_steps is not None and steps >= max_steps:
+                break
             fetch_start = time.perf_counter()
         seconds = time.perf_counter() - started
-        steps = max(1, len(self.sampler))
+        steps = max(1, steps)
         means = _all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
         return {
             "step": self.step,

@@ -1,4 +1,5 @@
 # Helpers shared by all rule files (paths, dataset checks, shard lists, command-line options).
+import json
 import os
 import shlex
 import sys
@@ -79,7 +80,7 @@ def default_targets(wildcards):
         targets.append(f"{RESULTS}/{ds}/manifest.parquet")
         targets += rendered_shards(ds)(wildcards)
         targets += [f"{RESULTS}/{ds}/features/current.json", f"{RESULTS}/{ds}/sentences/current.json"]
-    return targets
+    return targets + [f"{RESULTS}/report.html"]
 
 
 def render_args(wildcards):
@@ -118,3 +119,39 @@ def sentences_args(wildcards):
     """Command-line options of `lavimo features sentences` from the config."""
     model = config["features"]["sentence_model"]
     return shlex.join(["--model", model]) if model else ""
+
+
+def train_preset(ds):
+    """Training preset of a dataset: `preset` from the config, where `auto` means demo for the demo set."""
+    if config["preset"] != "auto":
+        return config["preset"]
+    return "demo" if ds == "demo" else "paper"
+
+
+def train_inputs(wildcards):
+    """Caches a run reads: motions (manifest), caption embeddings, and frame features for 3-modal runs."""
+    inputs = {
+        "manifest": f"{RESULTS}/{wildcards.ds}/manifest.parquet",
+        "sentences": f"{RESULTS}/{wildcards.ds}/sentences/current.json",
+    }
+    if wildcards.variant == "3modal":
+        inputs["features"] = f"{RESULTS}/{wildcards.ds}/features/current.json"
+    return inputs
+
+
+def train_args(wildcards):
+    """Command-line options of `lavimo train` from the config: the preset and each of its settings."""
+    preset = train_preset(wildcards.ds)
+    args = ["--preset", preset, "--nproc", config["train"]["nproc"]]
+    for key, value in config["train"]["presets"].get(preset, {}).items():
+        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, dict | list) else value}"]
+    return shlex.join(str(a) for a in args)
+
+
+def run_files(name, datasets=None):
+    """One file of every run (dataset x variant) the config enables."""
+    return expand(
+        f"{RESULTS}/{{ds}}/runs/{{variant}}/{name}",
+        ds=datasets or config["datasets_enabled"],
+        variant=config["train"]["variants"],
+    )

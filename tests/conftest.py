@@ -33,3 +33,17 @@ def training_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from helpers import make_training_dataset
 
     return make_training_dataset(tmp_path_factory.mktemp("train-data"), limit=12)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(training_dataset: Path) -> Path:
+    """A finished, evaluated tiny 3-modal run in ``{training_dataset}/runs/3modal`` (2 epochs)."""
+    from helpers import TINY_TRAIN
+
+    from lavimo.evaluate import evaluate_run
+    from lavimo.train import make_train_config, train
+
+    out = training_dataset / "runs" / "3modal"
+    train(training_dataset, out, make_train_config("tiny", TINY_TRAIN), progress=False)
+    evaluate_run(out)
+    return out

@@ -21,6 +21,7 @@ from lavimo.video.encoders import FrameEncoder, Preprocessing, WeightsInfo
 from lavimo.video.sampling import uniform_frame_indices
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_TRAIN = {"epochs": "2", "batch_size": "8", "num_workers": "0"}  # `lavimo train --preset tiny` overrides
 
 
 class TinyBackbone(nn.Module):

@@ -200,3 +200,20 @@ def test_distilbert_falls_back_loudly(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "TEXT ENCODER FALLBACK" in caplog.text
     assert model.config.text_backbone == "minilm" and model.requested_config.text_backbone == "distilbert"
     assert model.metadata()["text_encoder_source"] == model.text_encoder_source
+
+
+def test_frozen_backbone_features_are_computed_once_and_match() -> None:
+    model = _tiny(freeze_text_backbone=True).eval()
+    captions = ["a person walks forward", "a person jumps", "a person walks forward"]
+    tokens = model.text_encoder.tokenize(captions)
+    with torch.no_grad():
+        first = model.encode_text(tokens)
+        assert len(model.text_encoder._frozen_features) == 2  # duplicates share one entry
+        direct = model.text_encoder.backbone(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).last_hidden_state
+        cached = model.text_encoder._frozen_hidden(tokens["input_ids"], tokens["attention_mask"].bool())
+        again = model.encode_text(model.text_encoder.tokenize(captions[::-1]))
+    mask = tokens["attention_mask"].bool()
+    assert torch.allclose(cached[mask], direct[mask], atol=1e-5)
+    assert torch.allclose(first, again.flip(0), atol=1e-5)

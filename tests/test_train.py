@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_TRAIN as TINY
 
 from lavimo.datasets.retrieval import EpochBatchSampler, RetrievalDataset, compute_motion_stats, split_ids
 from lavimo.embed import load_trained
@@ -17,8 +18,6 @@ from lavimo.io import LavimoInputError
 from lavimo.text.sentences import SentenceCache
 from lavimo.train import TrainConfig, Trainer, lr_at, make_train_config, train
 from lavimo.video.cache import FeatureCache
-
-TINY = {"epochs": "2", "batch_size": "8", "num_workers": "0"}
 
 
 def test_paper_schedule_is_constant_then_linear_to_lr_min() -> None:
@@ -81,13 +80,6 @@ def test_samples_are_real_and_deterministic_per_epoch(training_dataset: Path) ->
     clean = RetrievalDataset(training_dataset, "train", stats, features=features, max_frames=40)
     sample = clean[0]
     assert sample["text"] == data.captions[0][0] and sample["motion"].shape[0] == min(40, len(data.motions[0]))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(training_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "3modal"
-    train(training_dataset, out, make_train_config("tiny", TINY), progress=False)
-    return out
 
 
 def test_a_run_folder_has_config_history_tensorboard_and_weights_only_files(tiny_run: Path) -> None:
@@ -164,3 +156,37 @@ def test_cli_trains_with_two_processes(training_dataset: Path, tmp_path: Path) -
     config = json.loads((out / "config.json").read_text())
     assert config["environment"]["world_size"] == 2
     assert (out / "model.pt").is_file()
+
+
+def test_evaluate_writes_protocol_metrics_retrievals_and_embeddings(tiny_run: Path) -> None:
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["variant"] == "3modal" and metrics["threshold"] == 0.8
+    normal = metrics["protocols"]["normal"]
+    assert set(normal) == {"t2m", "m2t", "v2m", "m2v"}
+    assert set(normal["t2m"]) == {"R@1", "R@2", "R@3", "R@5", "R@10", "MedR"}
+    assert "threshold" in metrics["protocols"]  # caption sentence embeddings were available
+    for direction in normal:  # the threshold protocol only adds correct candidates
+        assert metrics["protocols"]["threshold"][direction]["R@1"] >= normal[direction]["R@1"]
+    emb = np.load(tiny_run / "test_embeddings.npz")
+    n = metrics["clips"]
+    assert emb["text"].shape == emb["motion"].shape == emb["video"].shape == (n, 32)
+    assert np.allclose(np.linalg.norm(emb["motion"], axis=1), 1.0, atol=1e-4)
+    retrieval = json.loads((tiny_run / "retrieval.json").read_text())
+    assert retrieval["t2m"] and all(len(q["top"]) == min(5, n) and q["caption"] for q in retrieval["t2m"])
+    csv_rows = (tiny_run / "metrics.csv").read_text().splitlines()
+    assert csv_rows[0].startswith("protocol,direction,R@1") and len(csv_rows) == 1 + sum(
+        len(v) for v in metrics["protocols"].values()
+    )
+
+
+def test_report_of_a_tiny_finished_run(tiny_run: Path, tmp_path: Path) -> None:
+    from lavimo.cli import main
+
+    results = tiny_run.parents[2]
+    out = tmp_path / "report.html"
+    assert main(["report", "--results", str(results), "--out", str(out), "--datasets", "demo"]) == 0
+    html = out.read_text()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())["protocols"]["normal"]["t2m"]
+    assert f"{metrics['R@10']:.2f}" in html and "ours 3-modal" in html
+    assert html.count("data:image/png;base64,") >= 3  # training curves + qualitative frame strips
+    assert "Bandai-Namco-Research-Motiondataset" in html

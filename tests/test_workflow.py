@@ -65,3 +65,34 @@ def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_pa
     assert result.returncode != 0
     assert str(missing) in output
     assert "datasets.humanml3d.root" in output
+
+
+def test_training_without_the_dataset_stops_at_once_with_the_prepare_error(repo_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-HumanML3D"
+    result = subprocess.run(
+        [SNAKEMAKE, "-n", "train_humanml3d", "--config", f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and str(missing) in output and "datasets.humanml3d.root" in output
+    assert "rule train" not in output  # stopped while building the DAG, before any training job
+
+
+def test_train_rule_passes_every_preset_setting(repo_root: Path) -> None:
+    result = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--forceall", "results/demo/runs/2modal/model.pt"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    command = next(line for line in output.splitlines() if "lavimo train" in line)
+    assert "--preset demo" in command and "--variant 2modal" in command
+    demo = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["presets"]["demo"]
+    for key, value in demo.items():
+        assert f"--set {key}={value}" in command

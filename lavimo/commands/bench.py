@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "retarget": "lavimo.avatars.bench:bench_retarget",
     "render": "lavimo.render.bench:bench_render",
     "features": "lavimo.video.bench:bench_features",
+    "train": "lavimo.model.bench:bench_train",
 }
 
 

@@ -54,11 +54,11 @@ class ModelConfig:
 
     @classmethod
     def demo(cls, **overrides: Any) -> ModelConfig:
-        """A CPU-sized model for the bundled demo: C=256, 2 layers, frozen MiniLM."""
+        """A CPU-sized model for the bundled demo: C=128, 2 layers, frozen MiniLM."""
         base: dict[str, Any] = {
-            "latent_dim": 256,
+            "latent_dim": 128,
             "num_heads": 4,
-            "ff_dim": 512,
+            "ff_dim": 256,
             "motion_layers": 2,
             "text_layers": 2,
             "video_layers": 2,

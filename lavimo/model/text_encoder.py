@@ -141,6 +141,8 @@ class TextEncoder(nn.Module):
         self.frozen = cfg.freeze_text_backbone
         if self.frozen:
             self.backbone.requires_grad_(False)
+        # a frozen backbone maps a caption to the same token features every time: computed once per caption
+        self._frozen_features: dict[tuple[int, ...], Tensor] = {}
         self.proj = nn.Linear(self.backbone.config.hidden_size, cfg.latent_dim)
         self.body = CLSTransformer(cfg, cfg.text_layers)
 
@@ -161,6 +163,23 @@ class TextEncoder(nn.Module):
         device = self.proj.weight.device
         ids = tokens["input_ids"].to(device)
         mask = tokens["attention_mask"].to(device).bool()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+        if self.frozen:
+            hidden = self._frozen_hidden(ids, mask)
+        else:
             hidden = self.backbone(input_ids=ids, attention_mask=mask.long()).last_hidden_state
         return self.body(self.proj(hidden), mask)
+
+    @torch.no_grad()
+    def _frozen_hidden(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Backbone token features (B, L, H) of a frozen backbone, each caption encoded only the first time."""
+        keys = [tuple(row[m].tolist()) for row, m in zip(ids, mask, strict=True)]
+        new = [key for key in dict.fromkeys(keys) if key not in self._frozen_features]
+        if new:
+            rows = [keys.index(key) for key in new]
+            out = self.backbone(input_ids=ids[rows], attention_mask=mask[rows].long()).last_hidden_state
+            for key, features in zip(new, out, strict=True):
+                self._frozen_features[key] = features[: len(key)].float().cpu()
+        hidden = ids.new_zeros((*ids.shape, self.backbone.config.hidden_size), dtype=torch.float32)
+        for row, key in enumerate(keys):
+            hidden[row, : len(key)] = self._frozen_features[key].to(hidden.device)
+        return hidden

@@ -1,0 +1,110 @@
+"""`lavimo bench train`: training throughput, peak memory and data-wait share of the `demo` and `paper` models.
+
+Each size runs in its own process (so peak memory is its own) on the real prepared demo set (results/demo,
+or the first enabled dataset): one epoch of the real training loop at batch 64, 3-modal when the dataset
+has a feature cache, else 2-modal. Reported: samples/s over the epoch after the first (warm-up) step,
+peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak RSS), and the fraction of the
+step time spent waiting for the next batch (target < 5%). Environment knobs: LAVIMO_BENCH_PRESETS
+(default "demo,paper"), LAVIMO_BENCH_STEPS (steps per size, default 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _dataset_dir(config_path: str) -> Path | None:
+    """The first enabled dataset that has been prepared and has caption embeddings."""
+    try:
+        config = yaml.safe_load(Path(config_path).read_text()) or {}
+    except OSError:
+        config = {}
+    results = Path(config.get("results_dir", "results"))
+    for name in ["demo", *config.get("datasets_enabled", [])]:
+        if (results / name / "manifest.parquet").is_file() and (results / name / "sentences/current.json").is_file():
+            return results / name
+    return None
+
+
+def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
+    """One size: a real Trainer, one warm-up step, then ``steps`` timed training steps (in a child process)."""
+    import torch
+
+    from lavimo.train import Trainer, make_train_config
+
+    variant = "3modal" if (Path(dataset_dir) / "features" / "current.json").is_file() else "2modal"
+    cfg = make_train_config(preset, {"batch_size": 64, "epochs": 1, "variant": variant})
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(dataset_dir, out, cfg, progress=False)
+        steps = min(steps, len(trainer.sampler) - 1)
+        trainer.train_epoch(_NoBar(), len(trainer.sampler), max_steps=1)  # warm-up: allocator, lazy inits
+        record = trainer.train_epoch(_NoBar(), len(trainer.sampler), max_steps=steps)
+        device = trainer.proc.device
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        counts = trainer.model.metadata()["parameters"]
+        return {
+            "preset": preset,
+            "variant": variant,
+            "device": str(device),
+            "parameters_m": counts["total"] / 1e6,
+            "trainable_m": counts["trainable"] / 1e6,
+            "text_encoder": trainer.model.text_encoder_source.split(" (")[0],
+            "steps": steps,
+            "samples_per_s": record["samples_per_s"],
+            "peak_memory_mb": peak,
+            "data_wait_fraction": record["data_wait_fraction"],
+        }
+
+
+class _NoBar:
+    def update(self, _: int) -> None:
+        pass
+
+    def set_postfix(self, **_: Any) -> None:
+        pass
+
+
+def _child(preset: str, dataset_dir: str, steps: int, queue: Any) -> None:
+    try:
+        queue.put(_measure(preset, dataset_dir, steps))
+    except Exception as error:  # reported by the parent
+        queue.put({"preset": preset, "error": f"{type(error).__name__}: {error}"})
+
+
+def bench_train(args: argparse.Namespace) -> int:
+    """Print one line per model size."""
+    dataset_dir = _dataset_dir(args.config)
+    if dataset_dir is None:
+        print("bench train: no prepared dataset with caption embeddings; run `snakemake sentences_demo` first")
+        return 1
+    steps = int(os.environ.get("LAVIMO_BENCH_STEPS", "8"))
+    presets = os.environ.get("LAVIMO_BENCH_PRESETS", "demo,paper").split(",")
+    context = multiprocessing.get_context("spawn")
+    print(f"bench train: {dataset_dir}, batch 64, {steps} timed steps per size (after 1 warm-up step)")
+    for preset in presets:
+        queue = context.Queue()
+        process = context.Process(target=_child, args=(preset, str(dataset_dir), steps, queue))
+        process.start()
+        result = queue.get()
+        process.join()
+        if "error" in result:
+            print(f"  {preset:6s} failed: {result['error']}")
+            continue
+        print(
+            f"  {preset:6s} {result['variant']} on {result['device']}: {result['parameters_m']:.1f} M parameters "
+            f"({result['trainable_m']:.1f} M trainable, text {result['text_encoder']}) | "
+            f"{result['samples_per_s']:.1f} samples/s | peak memory {result['peak_memory_mb']:.0f} MB | "
+            f"data wait {100 * result['data_wait_fraction']:.2f}% of step time"
+        )
+    return 0

@@ -1,0 +1,1186 @@
+"""The self-contained HTML report of a results tree: paper-style tables, curves, qualitative retrieval, data.
+
+``build_report(results, out)`` reads what the pipeline wrote (per dataset ``ds``):
+
+- ``{results}/{ds}/manifest.parquet``, ``{results}/{ds}/rejected.csv`` (prepare rejects),
+  ``{results}/{ds}/frames/*.rejected.csv`` (render rejects) and the rendered frames
+  ``{results}/{ds}/frames/{clip_id}/00.png .. 07.png``;
+- ``{results}/{ds}/runs/{variant}/`` (variant ``3modal`` or ``2modal``): ``config.json``, ``history.jsonl``
+  (one JSON object per epoch, optionally with ``val`` metrics), ``metrics.json`` (``protocols`` ->
+  direction -> R@1 .. MedR) and ``retrieval.json`` (top-5 candidates per query);
+- ``{results}/avatars/{backend}/contact_sheet.png``;
+
+and writes ONE HTML file: every image is a base64 PNG data URI, the CSS is inline, there is no script and
+nothing is fetched. Whatever is missing is drawn as a placeholder ("not evaluated", a grey frame, ...) and
+listed in the report's "Missing" note; a missing or unreadable input never stops the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from lavimo import __version__
+from lavimo.io import Rejection, read_rejections, save_text
+
+log = logging.getLogger(__name__)
+
+DATASETS: tuple[str, ...] = ("demo", "humanml3d", "kitml")
+DATASET_LABELS = {"demo": "Demo (Bandai-Namco)", "humanml3d": "HumanML3D", "kitml": "KIT-ML"}
+VARIANTS: tuple[str, ...] = ("2modal", "3modal")  # table row order, as in the paper
+VARIANT_LABELS = {"2modal": "ours 2-modal", "3modal": "ours 3-modal"}
+PROTOCOLS: tuple[tuple[str, str], ...] = (
+    ("normal", "(a) All"),
+    ("threshold", "(b) All with threshold"),
+    ("dissimilar", "(c) Dissimilar subset"),
+    ("guo", "(d) Small batches of 32"),
+)
+METRICS: tuple[str, ...] = ("R@1", "R@2", "R@3", "R@5", "R@10", "MedR")
+LOWER_IS_BETTER = frozenset({"MedR"})
+DIRECTION_LABELS = {
+    "t2m": "Text-to-motion",
+    "m2t": "Motion-to-text",
+    "v2m": "Video-to-motion",
+    "m2v": "Motion-to-video",
+}
+TEXT_DIRECTIONS = ("t2m", "m2t")
+VIDEO_DIRECTIONS = ("v2m", "m2v")
+LOSS_KEYS = ("loss", "loss_align", "loss_mt", "loss_mv", "loss_tv", "loss_recon")
+
+QUOTED = "quoted from the paper"
+UNAVAILABLE = "published numbers not available offline"
+NOT_EVALUATED = "not evaluated"
+
+# The notice CC BY-NC 4.0 requires wherever the Bandai-Namco data (or anything derived from it) appears;
+# the same text as resources/demo/ATTRIBUTION.md (a test keeps them in step).
+BANDAI_NAMCO_NOTICE = (
+    '"Bandai-Namco-Research-Motiondataset" by Bandai Namco Research Inc., licensed under CC BY-NC 4.0 '
+    "(https://creativecommons.org/licenses/by-nc/4.0/). Changes: a subset of the clips was selected.",
+    'Paper: Kobayashi et al., "Motion Capture Dataset for Practical Use of AI-based Motion Editing and '
+    'Stylization", arXiv:2306.08861.',
+    "Whatever is derived from it (captions, renders, features) is non-commercial and must carry that notice.",
+)
+
+# ---------------------------------------------------------------------------------------------------------
+# Published numbers to compare against.
+#
+# Only numbers read from the paper's own tables belong in ``values`` (protocol -> direction -> metric ->
+# value), each row naming its paper and table. When this module was written, no copy of the tables of the
+# LAVIMO paper (arXiv:2403.00691, Tables 1-4) or of the TMR paper (arXiv:2305.00976) was reachable offline:
+# the stored copies of both papers hold only their first page (title, abstract, introduction). Numbers
+# quoted by third-party summaries were not used. Every row therefore renders as "published numbers not
+# available offline" until someone fills ``values`` in from the papers.
+# ---------------------------------------------------------------------------------------------------------
+LAVIMO_PAPER = (
+    'K. Yin, S. Zou, Y. Ge, Z. Tian, "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", '
+    "CVPR 2024, arXiv:2403.00691"
+)
+TMR_PAPER = (
+    'M. Petrovich, M. J. Black, G. Varol, "TMR: Text-to-Motion Retrieval Using Contrastive 3D Human Motion '
+    'Synthesis", ICCV 2023, arXiv:2305.00976'
+)
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One method's published row of a paper table; ``values`` is None when the numbers are not at hand."""
+
+    dataset: str
+    method: str
+    directions: tuple[str, str]
+    source: str
+    values: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
+
+
+PUBLISHED: tuple[PublishedRow, ...] = (
+    PublishedRow("humanml3d", "TMR", TEXT_DIRECTIONS, f"{TMR_PAPER}; as compared in {LAVIMO_PAPER}, Table 1"),
+    PublishedRow("humanml3d", "LAVIMO 2-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 1"),
+    PublishedRow("humanml3d", "LAVIMO 3-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 1"),
+    PublishedRow("kitml", "TMR", TEXT_DIRECTIONS, f"{TMR_PAPER}; as compared in {LAVIMO_PAPER}, Table 2"),
+    PublishedRow("kitml", "LAVIMO 2-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 2"),
+    PublishedRow("kitml", "LAVIMO 3-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 2"),
+    PublishedRow("humanml3d", "LAVIMO 3-modal", VIDEO_DIRECTIONS, f"{LAVIMO_PAPER}, Table 3"),
+    PublishedRow("kitml", "LAVIMO 3-modal", VIDEO_DIRECTIONS, f"{LAVIMO_PAPER}, Table 4"),
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """What one training run left behind; absent pieces are None / empty."""
+
+    dataset: str
+    variant: str
+    path: Path
+    config: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] | None = None
+    retrieval: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return VARIANT_LABELS.get(self.variant, self.variant)
+
+    def metric(self, protocol: str, direction: str, name: str) -> float | None:
+        """A test metric from ``metrics.json``; None when absent or not a finite number."""
+        try:
+            return _number(self.metrics["protocols"][protocol][direction][name])  # type: ignore[index]
+        except (KeyError, TypeError):
+            return None
+
+    def has_protocol(self, protocol: str) -> bool:
+        protocols = (self.metrics or {}).get("protocols")
+        return isinstance(protocols, dict) and isinstance(protocols.get(protocol), dict)
+
+
+@dataclass
+class DatasetResults:
+    """A dataset's folder under the results: manifest, rejects, runs."""
+
+    name: str
+    path: Path
+    manifest: Any = None  # pandas.DataFrame
+    rejections: list[Rejection] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)
+    _captions: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return DATASET_LABELS.get(self.name, self.name)
+
+    def first_caption(self, clip_id: str) -> str | None:
+        """The first caption of a clip in the manifest (None without a manifest or caption)."""
+        if self.manifest is None:
+            return None
+        if self._captions is None:
+            self._captions = {}
+            for cid, texts in zip(self.manifest["clip_id"], self.manifest["texts"], strict=False):
+                if texts is not None and len(texts) and isinstance(texts[0], Mapping):
+                    self._captions[str(cid)] = str(texts[0].get("text", ""))
+        return self._captions.get(clip_id)
+
+
+class Missing:
+    """Everything the report could not show, in the order found (rendered as the "Missing" note)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, text: str) -> None:
+        if text not in self.items:
+            log.debug("missing: %s", text)
+            self.items.append(text)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _read_json(path: Path, missing: Missing, absent: str | None) -> Any:
+    """Parsed JSON of ``path``; None (noted in ``missing``) when absent (``absent`` says why) or unreadable."""
+    if not path.exists():
+        if absent:
+            missing.add(absent)
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        missing.add(f"{path}: unreadable ({error})")
+        return None
+
+
+def read_history(path: Path, missing: Missing) -> list[dict[str, Any]]:
+    """Epoch records of ``history.jsonl``; unreadable lines are skipped (and noted), the rest kept."""
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        missing.add(f"{path}: unreadable ({error})")
+        return []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            missing.add(f"{path}: line {number} is not JSON (skipped)")
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def load_run(results: Path, ds: str, variant: str, missing: Missing) -> Run | None:
+    """A run folder's files (None when the folder does not exist)."""
+    path = results / ds / "runs" / variant
+    if not path.is_dir():
+        return None
+    name = f"{ds}/{variant}"
+    run = Run(ds, variant, path)
+    run.config = _read_json(path / "config.json", missing, f"{name}: no config.json")
+    run.history = read_history(path / "history.jsonl", missing)
+    if not run.history:
+        missing.add(f"{name}: no training history (history.jsonl missing or empty)")
+    run.metrics = _read_json(path / "metrics.json", missing, f"{name}: {NOT_EVALUATED} (no metrics.json)")
+    if run.metrics is not None and not isinstance(run.metrics.get("protocols"), dict):
+        missing.add(f"{name}: metrics.json has no 'protocols'")
+        run.metrics = None
+    if run.metrics is not None:
+        for protocol, label in PROTOCOLS:
+            if not run.has_protocol(protocol):
+                missing.add(f"{name}: protocol {label} not in metrics.json")
+    run.retrieval = _read_json(path / "retrieval.json", missing, f"{name}: no retrieval.json (no qualitative examples)")
+    return run
+
+
+def load_dataset(results: Path, ds: str, variants: Sequence[str], missing: Missing) -> DatasetResults:
+    """Manifest, prepare and render rejects, and runs of one dataset (whatever exists)."""
+    path = results / ds
+    data = DatasetResults(ds, path)
+    if not path.is_dir():
+        missing.add(f"{ds}: no results folder {path}")
+        return data
+    manifest = path / "manifest.parquet"
+    if manifest.exists():
+        try:
+            from lavimo.datasets.manifest import load_manifest
+
+            data.manifest = load_manifest(path)
+        except Exception as error:  # a broken manifest must not stop the report
+            missing.add(f"{manifest}: unreadable ({error})")
+    else:
+        missing.add(f"{ds}: no manifest.parquet (dataset not prepared)")
+    data.rejections = _read_rejections(path / "rejected.csv", missing)
+    frames = path / "frames"
+    if frames.is_dir():
+        for csv in sorted(frames.glob("*.rejected.csv")):
+            data.rejections += _read_rejections(csv, missing)
+    for variant in variants:
+        run = load_run(results, ds, variant, missing)
+        if run is None:
+            missing.add(f"{ds}/{variant}: no run (runs/{variant}/ missing)")
+        else:
+            data.runs[variant] = run
+    return data
+
+
+def _read_rejections(path: Path, missing: Missing) -> list[Rejection]:
+    try:
+        return read_rejections(path)
+    except (OSError, KeyError, ValueError) as error:
+        missing.add(f"{path}: unreadable ({error})")
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------
+def png_data_uri(image: Image.Image) -> str:
+    """``image`` as a base64 PNG data URI."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def placeholder_tile(px: int, text: str = "no frame") -> Image.Image:
+    """A grey square with ``text`` in its middle (stands in for a missing frame)."""
+    tile = Image.new("RGB", (px, px), (205, 208, 214))
+    draw = ImageDraw.Draw(tile)
+    font = _font(max(9, px // 9))
+    width = draw.textlength(text, font=font)
+    draw.text(((px - width) / 2, px / 2 - px // 14), text, fill=(95, 100, 112), font=font)
+    return tile
+
+
+class FrameStrips:
+    """Frame strips (``count`` of a clip's frames side by side) of one dataset, as data URIs, cached."""
+
+    def __init__(self, frames_dir: Path, count: int = 4, px: int = 96) -> None:
+        self.frames_dir = frames_dir
+        self.count = count
+        self.px = px
+        self.cache: dict[str, str] = {}
+        self.missing_clips: list[str] = []
+
+    def frame_paths(self, clip_id: str) -> list[Path]:
+        folder = self.frames_dir / clip_id
+        files = sorted(folder.glob("[0-9][0-9].png")) if folder.is_dir() else []
+        if len(files) <= self.count:
+            return files
+        picks = np.unique(np.round(np.linspace(0, len(files) - 1, self.count)).astype(int))
+        return [files[i] for i in picks]
+
+    def uri(self, clip_id: str) -> str:
+        if clip_id not in self.cache:
+            self.cache[clip_id] = png_data_uri(self.strip(clip_id))
+        return self.cache[clip_id]
+
+    def strip(self, clip_id: str) -> Image.Image:
+        paths = self.frame_paths(clip_id)
+        if not paths:
+            self.missing_clips.append(clip_id)
+        tiles: list[Image.Image] = []
+        for k in range(self.count):
+            tile = None
+            if k < len(paths):
+                try:
+                    with Image.open(paths[k]) as frame:
+                        tile = frame.convert("RGB")
+                        tile.thumbnail((self.px, self.px), Image.Resampling.LANCZOS)
+                except OSError:
+                    tile = None
+            if tile is None:
+                tile = placeholder_tile(self.px, "no frames" if not paths else "unreadable")
+            tiles.append(tile)
+        gap = 2
+        strip = Image.new("RGB", (self.count * self.px + (self.count - 1) * gap, self.px), (255, 255, 255))
+        for k, tile in enumerate(tiles):
+            x = k * (self.px + gap) + (self.px - tile.width) // 2
+            strip.paste(tile, (x, (self.px - tile.height) // 2))
+        return strip
+
+
+def _figure_uri(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+PALETTE = ("#2557a7", "#d0582b", "#2e8b57", "#8e44ad", "#b8860b", "#c0392b")
+
+
+def training_curves(run: Run) -> str | None:
+    """Loss and validation R@1 per epoch of one run as a PNG data URI (None without history)."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    rows = sorted((r for r in run.history if _number(r.get("epoch")) is not None), key=lambda r: r["epoch"])
+    if not rows:
+        return None
+    epochs = [int(r["epoch"]) for r in rows]
+    fig = Figure(figsize=(10.5, 3.4), dpi=110, layout="constrained")
+    ax_loss, ax_val = fig.subplots(1, 2)
+    plotted = 0
+    for key, colour in zip(LOSS_KEYS, PALETTE, strict=False):
+        values = [_number(r.get(key)) for r in rows]
+        if all(v is None for v in values):
+            continue
+        ys = [np.nan if v is None else v for v in values]
+        ax_loss.plot(epochs, ys, color=colour, lw=2.2 if key == "loss" else 1.2, label=key, marker="o", ms=2.5)
+        plotted += 1
+    ax_loss.set_title("training loss", fontsize=11)
+    ax_loss.set_xlabel("epoch")
+    if plotted:
+        ax_loss.legend(fontsize=8, frameon=False)
+    val_rows = [(int(r["epoch"]), r["val"]) for r in rows if isinstance(r.get("val"), dict)]
+    drawn = 0
+    for direction, colour in zip(DIRECTION_LABELS, PALETTE, strict=False):
+        points = [(e, _number((v.get(direction) or {}).get("R@1"))) for e, v in val_rows]
+        points = [(e, y) for e, y in points if y is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax_val.plot(xs, ys, color=colour, lw=1.6, marker="o", ms=3, label=f"{direction} R@1")
+            drawn += 1
+    best = best_epoch(run)
+    if best is not None and drawn:
+        ax_val.axvline(best[0], color="#999999", lw=0.8, ls="--")
+        ax_val.annotate(
+            f"best epoch {best[0]}", (best[0], 0.02), xycoords=("data", "axes fraction"), fontsize=8,
+            color="#555555", ha="right", xytext=(-4, 0), textcoords="offset points",
+        )  # fmt: skip
+    if drawn:
+        ax_val.legend(fontsize=8, frameon=False)
+    else:
+        ax_val.text(0.5, 0.5, "no validation metrics recorded", ha="center", va="center", transform=ax_val.transAxes)
+        ax_val.set_xticks([])
+        ax_val.set_yticks([])
+    ax_val.set_title("validation R@1 (%)", fontsize=11)
+    ax_val.set_xlabel("epoch")
+    for ax, has_data in ((ax_loss, plotted), (ax_val, drawn)):
+        ax.grid(alpha=0.25)
+        ax.spines[["top", "right"]].set_visible(False)
+        if has_data:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _figure_uri(fig)
+
+
+def best_epoch(run: Run) -> tuple[int, float] | None:
+    """(epoch, validation t2m R@1) of the best validation epoch.
+
+    Best by ``val_score`` (the trainer's model-selection score, the epoch of ``best.pt``) where the history
+    records it, else by validation t2m R@1.
+    """
+    best: tuple[float, int, float] | None = None
+    for row in run.history:
+        val = row.get("val")
+        epoch = _number(row.get("epoch"))
+        if not isinstance(val, dict) or epoch is None:
+            continue
+        r1 = _number((val.get("t2m") or {}).get("R@1")) if isinstance(val.get("t2m"), dict) else None
+        if r1 is None:
+            continue
+        score = _number(row.get("val_score"))
+        key = score if score is not None else r1
+        if best is None or key > best[0]:
+            best = (key, int(epoch), r1)
+    return None if best is None else (best[1], best[2])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# HTML pieces
+# ---------------------------------------------------------------------------------------------------------
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _best(values: Iterable[float | None], metric: str) -> float | None:
+    numbers = [v for v in values if v is not None]
+    if len(numbers) < 2:
+        return None  # nothing to compare with
+    return min(numbers) if metric in LOWER_IS_BETTER else max(numbers)
+
+
+@dataclass
+class TableRow:
+    """One row of a results table: our run (``run``) or a published row (``published``)."""
+
+    label: str
+    cell_id: str | None = None  # "{ds}/{variant}" for our runs (tests find cells by it)
+    values: Mapping[str, Mapping[str, Mapping[str, float | None]]] | None = None
+    note: str | None = None  # shown across the row instead of numbers
+    quoted: bool = False
+    source: str | None = None
+    protocols_present: frozenset[str] = frozenset()
+
+
+def run_row(run: Run, directions: Sequence[str]) -> TableRow:
+    """Our run's row: numbers per protocol, or "not evaluated"."""
+    if run.metrics is None:
+        return TableRow(run.label, f"{run.dataset}/{run.variant}", note=NOT_EVALUATED)
+    values = {
+        p: {d: {m: run.metric(p, d, m) for m in METRICS} for d in directions}
+        for p, _ in PROTOCOLS
+        if run.has_protocol(p)
+    }
+    return TableRow(run.label, f"{run.dataset}/{run.variant}", values=values, protocols_present=frozenset(values))
+
+
+def published_row(row: PublishedRow) -> TableRow:
+    label = row.method
+    if row.values is None:
+        return TableRow(label, note=UNAVAILABLE, quoted=True, source=row.source)
+    values = {
+        p: {d: {m: _number(row.values.get(p, {}).get(d, {}).get(m)) for m in METRICS} for d in row.directions}
+        for p, _ in PROTOCOLS
+        if p in row.values
+    }
+    return TableRow(label, values=values, quoted=True, source=row.source, protocols_present=frozenset(values))
+
+
+def results_table(rows: Sequence[TableRow], directions: Sequence[str], caption: str, table_id: str) -> str:
+    """A paper-style table: protocol groups (a)-(d) x rows; per direction R@1 .. MedR; best value bold."""
+    width = len(directions) * len(METRICS)
+    head = ['<tr><th rowspan="2" class="proto">Protocol</th><th rowspan="2">Method</th>']
+    head += [f'<th colspan="{len(METRICS)}" class="dir">{esc(DIRECTION_LABELS[d])}</th>' for d in directions]
+    head.append("</tr><tr>")
+    for _ in directions:
+        head += [f"<th>{esc(m)}{'&#8595;' if m in LOWER_IS_BETTER else '&#8593;'}</th>" for m in METRICS]
+    head.append("</tr>")
+    grouped = [r for r in rows if not (r.quoted and r.values is None)]
+    unavailable = [r for r in rows if r.quoted and r.values is None]  # listed once, below the protocols
+    body: list[str] = []
+    for protocol, protocol_label in PROTOCOLS if grouped else ():
+        best = {
+            (d, m): _best([r.values[protocol][d][m] if r.values and protocol in r.values else None for r in grouped], m)
+            for d in directions
+            for m in METRICS
+        }
+        body.append(f'<tbody class="group" data-protocol="{protocol}">')
+        for k, row in enumerate(grouped):
+            cells = []
+            if k == 0:
+                cells.append(f'<td class="proto" rowspan="{len(grouped)}">{esc(protocol_label)}</td>')
+            cells.append(_method_cell(row))
+            if row.note is not None:
+                cells.append(f'<td class="na" colspan="{width}">{esc(row.note)}</td>')
+            elif row.values is None or protocol not in row.values:
+                cells.append(f'<td class="na" colspan="{width}">protocol not computed</td>')
+            else:
+                for d in directions:
+                    for m in METRICS:
+                        value = row.values[protocol][d][m]
+                        text = fmt(value)
+                        if value is not None and best[(d, m)] is not None and value == best[(d, m)]:
+                            text = f"<b>{text}</b>"
+                        attr = f' data-cell="{esc(row.cell_id)}/{protocol}/{d}/{m}"' if row.cell_id else ""
+                        cells.append(f'<td class="num"{attr}>{text}</td>')
+            quoted = ' class="quoted"' if row.quoted else ""
+            body.append(f"<tr{quoted}>{''.join(cells)}</tr>")
+        body.append("</tbody>")
+    if unavailable:
+        body.append('<tbody class="group published">')
+        for k, row in enumerate(unavailable):
+            first = f'<td class="proto" rowspan="{len(unavailable)}">(a)&ndash;(d)</td>' if k == 0 else ""
+            where = esc((row.source or "").rsplit(", ", 1)[-1])
+            note = f'{esc(row.note or UNAVAILABLE)} <span class="where">({where})</span>'
+            body.append(
+                f'<tr class="quoted">{first}{_method_cell(row)}<td class="na" colspan="{width}">{note}</td></tr>'
+            )
+        body.append("</tbody>")
+    return (
+        f'<div class="tablewrap"><table class="results" id="{esc(table_id)}">'
+        f"<caption>{caption}</caption><thead>{''.join(head)}</thead>{''.join(body)}</table></div>"
+    )
+
+
+def _method_cell(row: TableRow) -> str:
+    badge = f' <span class="badge" title="{esc(row.source or "")}">{QUOTED}</span>' if row.quoted else ""
+    return f'<td class="method">{esc(row.label)}{badge}</td>'
+
+
+def _sources_note(rows: Sequence[TableRow]) -> str:
+    sources = sorted({r.source for r in rows if r.quoted and r.source})
+    if not sources:
+        return ""
+    items = "".join(f"<li>{esc(s)}</li>" for s in sources)
+    return (
+        f'<p class="note">Rows marked <span class="badge">{QUOTED}</span> are the published numbers, not ours. '
+        f'Sources:</p><ul class="sources">{items}</ul>'
+    )
+
+
+def _pre_json(obj: Any) -> str:
+    return f"<pre>{esc(json.dumps(obj, indent=2, sort_keys=False, default=str))}</pre>"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class ReportSummary:
+    """What ``build_report`` wrote."""
+
+    path: Path
+    datasets: list[str]
+    runs: list[str]
+    missing: list[str]
+    images: int
+    size_bytes: int
+
+
+class _Builder:
+    def __init__(
+        self,
+        results: Path,
+        datasets: Sequence[str] | None,
+        variants: Sequence[str],
+        avatar_backend: str | None,
+        examples: int,
+        frames_per_strip: int,
+    ) -> None:
+        self.results = results
+        self.variants = tuple(variants)
+        self.avatar_backend = avatar_backend
+        self.examples = examples
+        self.frames_per_strip = frames_per_strip
+        self.missing = Missing()
+        if not results.is_dir():
+            self.missing.add(f"no results folder {results}")
+        if datasets is None:
+            datasets = [ds for ds in DATASETS if (results / ds).is_dir()]
+            if not datasets:
+                self.missing.add(f"no dataset results under {results} (looked for {', '.join(DATASETS)})")
+        self.datasets = [load_dataset(results, ds, self.variants, self.missing) for ds in datasets]
+        self.toc: list[tuple[str, str, int]] = []
+        self.images = 0
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def section(self, anchor: str, title: str, level: int = 2) -> str:
+        self.toc.append((anchor, title, level))
+        return f'<h{level} id="{esc(anchor)}">{esc(title)}</h{level}>'
+
+    def img(self, uri: str, alt: str, css: str = "") -> str:
+        self.images += 1
+        cls = f' class="{css}"' if css else ""
+        return f'<img{cls} src="{uri}" alt="{esc(alt)}">'
+
+    @property
+    def runs(self) -> list[Run]:
+        return [run for ds in self.datasets for variant in VARIANTS if (run := ds.runs.get(variant))]
+
+    # -- sections ------------------------------------------------------------------------------------------
+    def overview(self) -> str:
+        rows = []
+        for ds in self.datasets:
+            counts = split_counts(ds.manifest) if ds.manifest is not None else {}
+            clips = " / ".join(str(counts.get(s, 0)) for s in ("train", "val", "test")) if counts else "—"
+            captions = str(caption_count(ds.manifest)) if ds.manifest is not None else "—"
+            runs = [ds.runs[v] for v in VARIANTS if v in ds.runs] or [None]
+            for k, run in enumerate(runs):
+                first = (
+                    f'<td rowspan="{len(runs)}">{esc(ds.label)}</td><td rowspan="{len(runs)}" class="num">{clips}</td>'
+                    f'<td rowspan="{len(runs)}" class="num">{captions}</td>'
+                    if k == 0
+                    else ""
+                )
+                if run is None:
+                    rows.append(f'<tr>{first}<td colspan="6" class="na">no training runs</td></tr>')
+                    continue
+                status = "evaluated" if run.metrics is not None else NOT_EVALUATED
+                epochs = str(len(run.history)) if run.history else "—"
+                cells = [fmt(run.metric("normal", d, "R@1")) for d in ("t2m", "m2t", "v2m")]
+                rows.append(
+                    f'<tr>{first}<td>{esc(run.label)}</td><td>{status}</td><td class="num">{epochs}</td>'
+                    + "".join(f'<td class="num">{c}</td>' for c in cells)
+                    + "</tr>"
+                )
+        if not rows:
+            return '<p class="na">No dataset results found.</p>'
+        return (
+            '<div class="tablewrap"><table class="overview"><thead><tr><th>Dataset</th>'
+            "<th>Clips train / val / test</th><th>Captions</th><th>Run</th><th>Status</th><th>Epochs</th>"
+            "<th>t2m R@1 (a)</th><th>m2t R@1 (a)</th><th>v2m R@1 (a)</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table></div>"
+        )
+
+    def results_section(self) -> str:
+        parts = [self.section("results", "Retrieval results")]
+        parts.append(
+            "<p class=\"lead\">Test-split retrieval in the layout of the paper's Tables 1&ndash;4 (TMR's protocols): "
+            "(a) the whole test split; (b) the same, counting a candidate as correct when its caption's sentence "
+            "similarity to the query's exceeds the threshold; (c) the 100-clip dissimilar subset; (d) shuffled "
+            "batches of 32, averaged. R@k in %, MedR = median rank. The best value of each column within a "
+            "protocol is bold.</p>"
+        )
+        for ds in self.datasets:
+            parts.append(self.section(f"results-{ds.name}", ds.label, 3))
+            published = [p for p in PUBLISHED if p.dataset == ds.name]
+            ours = [ds.runs[v] for v in VARIANTS if v in ds.runs]
+            if not ours:
+                parts.append(f'<p class="na">No training runs for {esc(ds.label)} yet.</p>')
+            evaluated = [r for r in ours if r.metrics is not None]
+            meta = evaluated[0].metrics if evaluated else {}
+            split = esc(meta.get("split", "test"))
+            threshold = meta.get("threshold")
+            detail = f"split: {split}"
+            if _number(threshold) is not None:
+                detail += f"; threshold of protocol (b): {threshold}"
+            if meta.get("checkpoint"):
+                detail += f"; checkpoint: {esc(meta['checkpoint'])}"
+            text_rows = [run_row(r, TEXT_DIRECTIONS) for r in ours]
+            text_rows += [published_row(p) for p in published if p.directions == TEXT_DIRECTIONS]
+            if text_rows:
+                parts.append(
+                    results_table(
+                        text_rows,
+                        TEXT_DIRECTIONS,
+                        f"{esc(ds.label)}: text-to-motion and motion-to-text retrieval ({detail})",
+                        f"table-{ds.name}-text",
+                    )
+                )
+            video_rows = [run_row(r, VIDEO_DIRECTIONS) for r in ours if r.variant == "3modal"]
+            video_rows += [published_row(p) for p in published if p.directions == VIDEO_DIRECTIONS]
+            if video_rows:
+                parts.append(
+                    results_table(
+                        video_rows,
+                        VIDEO_DIRECTIONS,
+                        f"{esc(ds.label)}: video-to-motion and motion-to-video retrieval, 3-modal ({detail})",
+                        f"table-{ds.name}-video",
+                    )
+                )
+            parts.append(_sources_note(text_rows + video_rows))
+        return "".join(parts)
+
+    def curves_section(self) -> str:
+        parts = [self.section("curves", "Training curves")]
+        runs = self.runs
+        if not runs:
+            return parts[0] + '<p class="na">No training runs.</p>'
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.missing.add("training curves: matplotlib is not installed")
+            return parts[0] + '<p class="na">matplotlib is not installed: no training curves.</p>'
+        for run in runs:
+            name = f"{run.dataset}/{run.variant}"
+            parts.append(self.section(f"curves-{run.dataset}-{run.variant}", f"{run.label} on {self.label(run)}", 3))
+            parts.append(run_facts(run))
+            try:
+                uri = training_curves(run)
+            except Exception as error:  # a plotting failure must not stop the report
+                self.missing.add(f"{name}: training curves failed ({type(error).__name__}: {error})")
+                uri = None
+            if uri is None:
+                parts.append('<p class="na">No training history.</p>')
+                continue
+            parts.append(
+                f"<figure>{self.img(uri, f'training curves of {name}')}<figcaption>{esc(name)}: training loss "
+                "(total and its terms) and validation R@1 per epoch; the dashed line marks the best validation "
+                "epoch (the one of best.pt).</figcaption></figure>"
+            )
+        return "".join(parts)
+
+    def label(self, run: Run) -> str:
+        return DATASET_LABELS.get(run.dataset, run.dataset)
+
+    def qualitative_section(self) -> str:
+        parts = [self.section("qualitative", "Qualitative retrieval")]
+        parts.append(
+            '<p class="lead">As in the paper\'s Figure 3: test queries and the top-3 retrieved motions, each shown '
+            f"as {self.frames_per_strip} of its rendered frames. The ground-truth motion has a "
+            '<span class="gt-key">green border</span>.</p>'
+        )
+        any_shown = False
+        for ds in self.datasets:
+            runs = [ds.runs[v] for v in ("3modal", "2modal") if v in ds.runs and ds.runs[v].retrieval]
+            if not runs:
+                continue
+            any_shown = True
+            strips = FrameStrips(ds.path / "frames", self.frames_per_strip)
+            parts.append(self.section(f"qualitative-{ds.name}", ds.label, 3))
+            parts.append(self.text_examples(ds, runs, strips))
+            video_runs = [r for r in runs if r.variant == "3modal" and _entries(r.retrieval, "v2m")]
+            if video_runs:
+                parts.append(self.video_examples(ds, video_runs[0], strips))
+            if strips.missing_clips:
+                shown = ", ".join(sorted(set(strips.missing_clips))[:12])
+                more = len(set(strips.missing_clips)) - 12
+                self.missing.add(
+                    f"{ds.name}: no rendered frames for {len(set(strips.missing_clips))} clip(s) in the qualitative "
+                    f"figure (grey placeholders): {shown}{f' and {more} more' if more > 0 else ''}"
+                )
+        if not any_shown:
+            parts.append('<p class="na">No retrieval results (retrieval.json) to show.</p>')
+        return "".join(parts)
+
+    def candidate(self, ds: DatasetResults, strips: FrameStrips, rank: int, item: Any, truth: str) -> str:
+        try:
+            clip_id, score = str(item[0]), _number(item[1])
+        except (IndexError, TypeError, KeyError):
+            return '<div class="cand na">malformed entry</div>'
+        is_gt = clip_id == truth
+        caption = ds.first_caption(clip_id)
+        gt = ' <span class="gt-label">&#10003; ground truth</span>' if is_gt else ""
+        cap = f'<div class="cap">&ldquo;{esc(_shorten(caption, 90))}&rdquo;</div>' if caption else ""
+        return (
+            f'<div class="cand"><div class="rank">#{rank}</div>'
+            f"{self.img(strips.uri(clip_id), f'frames of {clip_id}', 'strip gt' if is_gt else 'strip')}"
+            f'<div class="meta"><code>{esc(clip_id)}</code> &middot; score {fmt(score)}{gt}</div>{cap}</div>'
+        )
+
+    def result_row(self, ds: DatasetResults, strips: FrameStrips, label: str, entry: Mapping, truth: str) -> str:
+        top = entry.get("top") if isinstance(entry.get("top"), list) else []
+        cands = [self.candidate(ds, strips, k + 1, item, truth) for k, item in enumerate(top[:3])]
+        if not cands:
+            cands = ['<div class="cand na">no candidates</div>']
+        return f'<div class="qual-row"><div class="who">{esc(label)}</div>{"".join(cands)}</div>'
+
+    def text_examples(self, ds: DatasetResults, runs: Sequence[Run], strips: FrameStrips) -> str:
+        lead = runs[0]
+        queries = [e for e in _entries(lead.retrieval, "t2m") if isinstance(e.get("query"), str)][: self.examples]
+        if not queries:
+            return '<p class="na">No text-to-motion queries in retrieval.json.</p>'
+        lookup = {
+            run.variant: {(e.get("query"), e.get("caption")): e for e in _entries(run.retrieval, "t2m")} for run in runs
+        }
+        cards = ["<h4>Text-to-motion</h4>"]
+        for entry in queries:
+            key = (entry.get("query"), entry.get("caption"))
+            rows = [
+                self.result_row(ds, strips, run.label, lookup[run.variant][key], str(entry["query"]))
+                for run in runs
+                if key in lookup[run.variant]
+            ]
+            cards.append(
+                f'<div class="qual-card"><div class="query">Query text: <q>{esc(entry.get("caption", ""))}</q> '
+                f'<span class="meta">(ground truth <code>{esc(entry["query"])}</code>)</span></div>'
+                f"{''.join(rows)}</div>"
+            )
+        return "".join(cards)
+
+    def video_examples(self, ds: DatasetResults, run: Run, strips: FrameStrips) -> str:
+        queries = [e for e in _entries(run.retrieval, "v2m") if isinstance(e.get("query"), str)][: self.examples]
+        cards = ["<h4>Video-to-motion</h4>"]
+        for entry in queries:
+            query = str(entry["query"])
+            video = self.img(strips.uri(query), f"query video {query}", "strip query")
+            cards.append(
+                f'<div class="qual-card"><div class="query">Query video <code>{esc(query)}</code> '
+                f'(rendered test clip):</div><div class="qual-row"><div class="who">query video</div>'
+                f'<div class="cand">{video}</div></div>{self.result_row(ds, strips, run.label, entry, query)}</div>'
+            )
+        return "".join(cards)
+
+    def datasets_section(self) -> str:
+        parts = [self.section("datasets", "Datasets")]
+        if not self.datasets:
+            return parts[0] + '<p class="na">No datasets.</p>'
+        for ds in self.datasets:
+            parts.append(self.section(f"dataset-{ds.name}", ds.label, 3))
+            if ds.name == "demo":
+                parts.append(f'<p class="attribution-inline">{esc(BANDAI_NAMCO_NOTICE[0])}</p>')
+            if ds.manifest is None:
+                parts.append('<p class="na">Not prepared: no manifest.parquet.</p>')
+            else:
+                parts.append(manifest_table(ds.manifest))
+            parts.append(rejections_table(ds.rejections))
+        return "".join(parts)
+
+    def avatars_section(self) -> str:
+        parts = [self.section("avatars", "Avatars")]
+        avatars = self.results / "avatars"
+        if self.avatar_backend:
+            sheets = [avatars / self.avatar_backend / "contact_sheet.png"]
+        else:
+            sheets = sorted(avatars.glob("*/contact_sheet.png")) or [avatars / "anny" / "contact_sheet.png"]
+        for sheet in sheets:
+            backend = sheet.parent.name
+            if not sheet.exists():
+                self.missing.add(f"avatar contact sheet {sheet} missing")
+                parts.append(f'<p class="na">No avatar contact sheet for backend {esc(backend)}.</p>')
+                continue
+            try:
+                with Image.open(sheet) as image:
+                    picture = image.convert("RGB")
+                picture.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+            except OSError as error:
+                self.missing.add(f"{sheet}: unreadable ({error})")
+                continue
+            parts.append(
+                f"<figure>{self.img(png_data_uri(picture), f'avatar contact sheet ({backend})')}<figcaption>The 13 "
+                f"avatars ({esc(backend)} backend) in rest pose. Every clip is rendered on one of them, chosen "
+                "deterministically from the clip id; a mirrored clip uses its source's avatar.</figcaption></figure>"
+            )
+        return "".join(parts)
+
+    def configs_section(self) -> str:
+        parts = [self.section("configs", "Run configurations")]
+        runs = self.runs
+        if not runs:
+            return parts[0] + '<p class="na">No training runs.</p>'
+        for run in runs:
+            name = f"{run.dataset}/{run.variant}"
+            body = _pre_json(run.config) if run.config is not None else '<p class="na">no config.json</p>'
+            extra = ""
+            if run.metrics is not None:
+                meta = {k: v for k, v in run.metrics.items() if k != "protocols"}
+                extra = f"<p>metrics.json (besides the tables)</p>{_pre_json(meta)}"
+            parts.append(f"<details><summary><code>{esc(name)}</code> config.json</summary>{body}{extra}</details>")
+        return "".join(parts)
+
+    def licenses_section(self) -> str:
+        parts = [self.section("licenses", "Data and licenses")]
+        if any(ds.name == "demo" for ds in self.datasets):
+            notice = "".join(f"<p>{esc(line)}</p>" for line in BANDAI_NAMCO_NOTICE)
+            parts.append(
+                '<div class="attribution"><p><b>Bandai-Namco demo motions.</b> The demo dataset, and everything in '
+                f"this report derived from it (captions, renders, features, models, numbers), comes from:</p>{notice}"
+                "</div>"
+            )
+        parts.append(
+            "<p>HumanML3D and KIT-ML derive from AMASS, which users download under its own license; the KIT-ML "
+            "annotations and split lists are from the TMR repository (MIT), the HumanML3D split lists from the "
+            "HumanML3D repository (MIT).</p>"
+        )
+        return "".join(parts)
+
+    def missing_section(self) -> str:
+        title = f"Missing ({len(self.missing)})"
+        head = self.section("missing", title)
+        if not self.missing.items:
+            return head + '<p class="ok">Nothing missing: every input of the report was found.</p>'
+        items = "".join(f"<li>{esc(item)}</li>" for item in self.missing.items)
+        return head + f'<div class="callout missing"><ul>{items}</ul></div>'
+
+    # -- assembly ------------------------------------------------------------------------------------------
+    def build(self, title: str) -> str:
+        overview = self.section("overview", "Overview") + self.overview()
+        sections = [
+            self.results_section(),
+            self.curves_section(),
+            self.qualitative_section(),
+            self.datasets_section(),
+            self.avatars_section(),
+            self.configs_section(),
+            self.licenses_section(),
+        ]
+        missing = self.missing_section()  # last: the other sections add to it
+        order = ["overview", "missing"]
+        toc_entries = sorted(
+            self.toc, key=lambda entry: order.index(entry[0]) if entry[0] in order else len(order)
+        )  # overview and missing first, the rest in document order (sorted is stable)
+        toc = render_toc(toc_entries)
+        generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+        datasets = ", ".join(ds.label for ds in self.datasets) or "none"
+        header = (
+            f'<header><h1>{esc(title)}</h1><p class="subtitle">Reproduction of LAVIMO (Yin et al., CVPR 2024): '
+            f"text, video and motion in one embedding space. Datasets: {esc(datasets)}. Generated {esc(generated)} "
+            f"by lavimo {esc(__version__)} from <code>{esc(self.results)}</code>.</p></header>"
+        )
+        body = header + toc + overview + missing + "".join(sections)
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>{body}"
+            f"<footer>lavimo {esc(__version__)} &middot; one self-contained file: images embedded, no scripts.</footer>"
+            "</main></body></html>\n"
+        )
+
+
+def render_toc(entries: Sequence[tuple[str, str, int]]) -> str:
+    items: list[str] = []
+    open_sub = False
+    for anchor, title, level in entries:
+        if level == 2:
+            if open_sub:
+                items.append("</ol></li>")
+                open_sub = False
+            elif items:
+                items.append("</li>")
+            items.append(f'<li><a href="#{esc(anchor)}">{esc(title)}</a>')
+        else:
+            if not open_sub:
+                items.append("<ol>")
+                open_sub = True
+            items.append(f'<li><a href="#{esc(anchor)}">{esc(title)}</a></li>')
+    if open_sub:
+        items.append("</ol>")
+    if items:
+        items.append("</li>")
+    return f'<nav class="toc"><div class="toc-title">Contents</div><ol>{"".join(items)}</ol></nav>'
+
+
+def _entries(retrieval: Any, key: str) -> list[Mapping[str, Any]]:
+    if not isinstance(retrieval, dict) or not isinstance(retrieval.get(key), list):
+        return []
+    return [e for e in retrieval[key] if isinstance(e, dict)]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def run_facts(run: Run) -> str:
+    """A line of facts about a run: preset, epochs, best epoch, final loss, time, throughput."""
+    facts: list[str] = []
+    config = run.config or {}
+    if config.get("preset"):
+        facts.append(f"preset <b>{esc(config['preset'])}</b>")
+    if run.history:
+        facts.append(f"{len(run.history)} epochs")
+        last = run.history[-1]
+        if (loss := _number(last.get("loss"))) is not None:
+            facts.append(f"final loss {loss:.4f}")
+        seconds = sum(v for r in run.history if (v := _number(r.get("seconds"))) is not None)
+        if seconds:
+            facts.append(f"training time {_duration(seconds)}")
+        speeds = [v for r in run.history if (v := _number(r.get("samples_per_s"))) is not None]
+        if speeds:
+            facts.append(f"{np.mean(speeds):.0f} samples/s")
+    if (best := best_epoch(run)) is not None:
+        facts.append(f"best validation epoch {best[0]} (t2m R@1 {best[1]:.2f})")
+    source = (config.get("model") or {}).get("text_encoder_source") if isinstance(config.get("model"), dict) else None
+    if source:
+        facts.append(f"text encoder: {esc(source)}")
+    return f'<p class="facts">{" &middot; ".join(facts)}</p>' if facts else ""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def split_counts(manifest: Any) -> dict[str, int]:
+    return {str(k): int(v) for k, v in manifest["split"].value_counts().items()}
+
+
+def caption_count(manifest: Any) -> int:
+    return int(sum(len(t) for t in manifest["texts"] if t is not None))
+
+
+def manifest_table(manifest: Any) -> str:
+    """Clips, mirrored clips, captions and hours per split."""
+    frame = manifest
+    mirrored = frame["mirrored_from"].fillna("").astype(str).str.len() > 0
+    n_captions = frame["texts"].map(lambda t: 0 if t is None else len(t))
+    seconds = frame["n_frames"].astype(float) / frame["fps"].astype(float).replace(0, np.nan)
+    order = [s for s in ("train", "val", "test") if s in set(frame["split"])]
+    order += sorted(set(frame["split"]) - set(order))
+    rows = []
+    for split in [*order, None]:
+        mask = frame["split"] == split if split is not None else np.ones(len(frame), bool)
+        label = split if split is not None else "all"
+        cls = ' class="total"' if split is None else ""
+        rows.append(
+            f'<tr{cls}><td>{esc(label)}</td><td class="num">{int(mask.sum())}</td>'
+            f'<td class="num">{int((mask & mirrored).sum())}</td><td class="num">{int(n_captions[mask].sum())}</td>'
+            f'<td class="num">{np.nansum(seconds[mask]) / 3600:.2f}</td></tr>'
+        )
+    sources = frame["source"].nunique() if "source" in frame else 0
+    avatars = frame["avatar"].nunique() if "avatar" in frame else 0
+    return (
+        '<div class="tablewrap"><table class="summary"><thead><tr><th>Split</th><th>Clips</th>'
+        "<th>of which mirrored</th><th>Captions</th><th>Hours</th></tr></thead><tbody>"
+        + "".join(rows)
+        + f'</tbody></table></div><p class="facts">{sources} source files &middot; {avatars} avatars used</p>'
+    )
+
+
+def rejections_table(rejections: Sequence[Rejection]) -> str:
+    """Rejected items by stage and reason, with counts and examples."""
+    if not rejections:
+        return '<p class="ok">Nothing rejected.</p>'
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rejections:
+        groups.setdefault((r.stage, r.reason), []).append(r.item)
+    by_stage = Counter(r.stage for r in rejections)
+    rows = []
+    for (stage, reason), items in sorted(groups.items(), key=lambda kv: (kv[0][0], -len(kv[1]), kv[0][1])):
+        examples = ", ".join(items[:3]) + (f" (+{len(items) - 3})" if len(items) > 3 else "")
+        rows.append(
+            f'<tr><td>{esc(stage)}</td><td>{esc(_shorten(reason, 160))}</td><td class="num">{len(items)}</td>'
+            f"<td><code>{esc(examples)}</code></td></tr>"
+        )
+    totals = ", ".join(f"{stage}: {n}" for stage, n in sorted(by_stage.items()))
+    return (
+        f'<p class="facts">Rejected {len(rejections)} item(s) ({esc(totals)}), with reasons:</p>'
+        '<div class="tablewrap"><table class="rejects"><thead><tr><th>Stage</th><th>Reason</th><th>Count</th>'
+        "<th>Examples</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
+
+
+def build_report(
+    results: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    datasets: Sequence[str] | None = None,
+    variants: Sequence[str] = ("3modal", "2modal"),
+    avatar_backend: str | None = None,
+    examples: int = 3,
+    frames_per_strip: int = 4,
+    title: str = "LAVIMO reproduction report",
+) -> ReportSummary:
+    """Write the self-contained HTML report of ``results`` to ``out`` (atomically); see the module doc."""
+    builder = _Builder(Path(results), datasets, variants, avatar_backend, examples, frames_per_strip)
+    document = builder.build(title)
+    save_text(out, document)
+    return ReportSummary(
+        Path(out),
+        [ds.name for ds in builder.datasets],
+        [f"{run.dataset}/{run.variant}" for run in builder.runs],
+        list(builder.missing.items),
+        builder.images,
+        len(document.encode()),
+    )
+
+
+CSS = """
+:root { --fg:#1c2230; --muted:#5d6678; --line:#dde2ea; --rule:#b7c0ce; --alt:#f5f7fa; --accent:#2557a7;
+  --ok:#1f9d55; --warn:#fff7e0; --warnline:#e8b64a; }
+* { box-sizing: border-box; }
+html { background:#fff; }
+body { margin:0; color:var(--fg); font:15px/1.55 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  "Noto Sans", "DejaVu Sans", sans-serif; }
+main { max-width:1200px; margin:0 auto; padding:36px 32px 64px; }
+header h1 { font-size:30px; letter-spacing:-0.01em; margin:0 0 6px; }
+.subtitle { color:var(--muted); margin:0 0 22px; max-width:900px; }
+h2 { font-size:22px; margin:46px 0 12px; padding-bottom:6px; border-bottom:2px solid var(--line); }
+h3 { font-size:17px; margin:30px 0 8px; }
+h4 { font-size:14px; text-transform:uppercase; letter-spacing:.06em; color:var(--muted); margin:20px 0 6px; }
+a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
+code { font-family:"SFMono-Regular", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size:.88em; }
+nav.toc { background:var(--alt); border:1px solid var(--line); border-radius:10px; padding:14px 22px; }
+.toc-title { font-weight:600; margin-bottom:4px; }
+nav.toc > ol { columns:2; column-gap:40px; margin:0; padding-left:22px; }
+nav.toc ol ol { padding-left:18px; font-size:.93em; }
+nav.toc li { break-inside:avoid; }
+.lead { color:var(--muted); max-width:980px; }
+.tablewrap { overflow-x:auto; margin:12px 0 6px; }
+table { border-collapse:collapse; font-variant-numeric:tabular-nums; font-size:13.5px; }
+caption { caption-side:top; text-align:left; font-weight:600; padding:0 0 6px; }
+th, td { padding:4px 9px; border-bottom:1px solid var(--line); }
+thead th { background:var(--alt); font-weight:600; border-bottom:2px solid var(--rule); white-space:nowrap; }
+thead th.dir { border-left:1px solid var(--rule); }
+td.num { text-align:right; }
+tbody.group tr:first-child td { border-top:2px solid var(--rule); }
+td.proto { font-weight:600; white-space:nowrap; vertical-align:top; background:#fff; }
+td.method { white-space:nowrap; }
+tr.quoted td { color:var(--muted); background:#fafbfd; }
+tr.quoted td.proto { color:var(--fg); background:#fff; }
+td.na { color:var(--muted); font-style:italic; text-align:center; }
+td.na .where { font-style:normal; font-size:12px; }
+p.na { color:var(--muted); font-style:italic; }
+p.ok { color:var(--ok); }
+.badge { display:inline-block; font-size:10.5px; font-style:normal; font-weight:500; line-height:1.5;
+  padding:0 7px; margin-left:6px; border-radius:9px; background:#edf1f8; color:#3a4a68; border:1px solid #d2dae8; }
+.note { color:var(--muted); font-size:13px; margin:4px 0 0; }
+ul.sources { color:var(--muted); font-size:12.5px; margin:2px 0 0; }
+tr.total td { font-weight:600; border-top:2px solid var(--rule); }
+.facts { color:var(--muted); font-size:13.5px; }
+figure { margin:14px 0 22px; }
+figcaption { color:var(--muted); font-size:13px; margin-top:4px; }
+img { max-width:100%; height:auto; }
+.callout.missing { background:var(--warn); border-left:4px solid var(--warnline); border-radius:6px;
+  padding:8px 18px; font-size:13.5px; }
+.callout.missing ul { margin:6px 0; padding-left:18px; }
+.qual-card { border:1px solid var(--line); border-radius:10px; padding:12px 14px; margin:12px 0; }
+.query { margin-bottom:8px; } .query q { font-weight:600; }
+.qual-row { display:grid; grid-template-columns:120px repeat(3, minmax(0, 1fr)); gap:12px; align-items:start;
+  padding:6px 0; border-top:1px dashed var(--line); }
+.qual-row:first-of-type { border-top:none; }
+.who { font-weight:600; font-size:13px; padding-top:18px; }
+.cand { position:relative; font-size:12px; }
+.cand .rank { font-weight:600; color:var(--muted); font-size:11.5px; }
+.cand .meta, .query .meta { color:var(--muted); }
+.cand .cap { color:var(--fg); font-style:italic; margin-top:2px; }
+img.strip { display:block; width:100%; border:3px solid transparent; border-radius:5px; background:#fff; }
+img.strip.gt { border-color:var(--ok); }
+img.strip.query { border-color:#7a8597; }
+.gt-label { color:var(--ok); font-weight:600; }
+.gt-key { color:var(--ok); font-weight:600; }
+details { border:1px solid var(--line); border-radius:8px; padding:6px 14px; margin:8px 0; }
+details summary { cursor:pointer; }
+pre { background:var(--alt); border-radius:6px; padding:10px 12px; overflow-x:auto; font-size:12px; line-height:1.45; }
+.attribution { background:var(--alt); border-left:4px solid var(--accent); border-radius:6px; padding:6px 18px; }
+.attribution-inline { font-size:13px; color:var(--muted); }
+footer { margin-top:56px; padding-top:10px; border-top:1px solid var(--line); color:var(--muted); font-size:12.5px; }
+"""

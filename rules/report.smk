@@ -1,0 +1,31 @@
+# The self-contained HTML report: paper-style tables, training curves, qualitative retrieval, datasets, avatars.
+
+
+rule report:
+    input:
+        runs=[run_files(name) for name in ("metrics.json", "retrieval.json", "history.jsonl")],
+        manifests=expand(f"{RESULTS}/{{ds}}/manifest.parquet", ds=config["datasets_enabled"]),
+        rendered=lambda wildcards: [
+            done for ds in config["datasets_enabled"] for done in rendered_shards(ds)(wildcards)
+        ],
+        sheet=f"{AVATAR_DIR}/contact_sheet.png",
+    output:
+        html=report(
+            f"{RESULTS}/report.html",
+            caption="../workflow/report/report.rst",
+            category="Report",
+        ),
+    log:
+        f"{RESULTS}/logs/report.log",
+    params:
+        results=lambda wildcards, output: os.path.dirname(output.html),
+        datasets=" ".join(config["datasets_enabled"]),
+        backend=AVATAR_BACKEND,
+    threads: 1
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/ml.yaml"
+    shell:
+        "lavimo report --results {params.results} --out {output.html} --datasets {params.datasets}"
+        " --avatar-backend {params.backend} > {log} 2>&1"
