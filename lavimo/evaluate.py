@@ -287,6 +287,21 @@ def evaluate_run(
     dataset_dir = Path(dataset_dir or config["dataset_dir"])
     model_path = Path(checkpoint) if Path(checkpoint).is_file() else run_dir / checkpoint
     model, stats, state = load_trained(model_path, device)
+    extra = {
+        "dataset": config.get("dataset", dataset_dir.name),
+        "variant": config.get("variant"),
+        "split": split,
+        "threshold": threshold,
+        "checkpoint": model_path.name,
+        "epoch": int(state.get("epoch", 0)),
+    }
+    if len(split_ids(dataset_dir, split)) < 2:  # e.g. a handful of demo clips: stratification leaves no test set
+        note = f"the {split} split has fewer than 2 clips: nothing to rank"
+        log.warning("%s: %s", run_dir, note)
+        write_metrics({}, run_dir / "metrics.json", run_dir / "metrics.csv", {**extra, "clips": 0, "note": note})
+        save_json(run_dir / "retrieval.json", {})
+        save_npz(run_dir / "test_embeddings.npz", {"clip_ids": np.array([], dtype=str)})
+        return {**extra, "clips": 0, "note": note, "protocols": {}}
     sentences_dir = dataset_dir / "sentences"
     sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
     features = FeatureCache.open_current(dataset_dir / "features") if model.has_video else None
@@ -322,16 +337,8 @@ def evaluate_run(
         )
         for protocol, by_direction in video.items():
             results.setdefault(protocol, {}).update({d: by_direction[d] for d in ("v2m", "m2v")})
-    extra = {
-        "dataset": config.get("dataset", dataset_dir.name),
-        "variant": config.get("variant"),
-        "split": split,
-        "clips": len(ids),
-        "threshold": threshold,
-        "checkpoint": model_path.name,
-        "epoch": int(state.get("epoch", 0)),
-        "sentence_model": None if sentences is None else sentences.meta.get("model_id"),
-    }
+    extra["clips"] = len(ids)
+    extra["sentence_model"] = None if sentences is None else sentences.meta.get("model_id")
     write_metrics(results, run_dir / "metrics.json", run_dir / "metrics.csv", extra)
     save_json(run_dir / "retrieval.json", top_retrievals(emb))
     arrays = {k: np.asarray(emb[k]) for k in ("text", "motion", "video", "video_valid", "sentence") if k in emb}

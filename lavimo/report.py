@@ -86,8 +86,8 @@ BANDAI_NAMCO_NOTICE = (
 # available offline" until someone fills ``values`` in from the papers.
 # ---------------------------------------------------------------------------------------------------------
 LAVIMO_PAPER = (
-    'K. Yin, S. Zou, Y. Ge, Z. Tian, "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", '
-    "CVPR 2024, arXiv:2403.00691"
+    'Yin et al., "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", '
+    "arXiv:2403.00691"
 )
 TMR_PAPER = (
     'M. Petrovich, M. J. Black, G. Varol, "TMR: Text-to-Motion Retrieval Using Contrastive 3D Human Motion '
@@ -950,7 +950,7 @@ class _Builder:
         generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
         datasets = ", ".join(ds.label for ds in self.datasets) or "none"
         header = (
-            f'<header><h1>{esc(title)}</h1><p class="subtitle">Reproduction of LAVIMO (Yin et al., CVPR 2024): '
+            f'<header><h1>{esc(title)}</h1><p class="subtitle">Reproduction of LAVIMO (Yin et al., 2024): '
             f"text, video and motion in one embedding space. Datasets: {esc(datasets)}. Generated {esc(generated)} "
             f"by lavimo {esc(__version__)} from <code>{esc(self.results)}</code>.</p></header>"
         )

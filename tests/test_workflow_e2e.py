@@ -35,7 +35,8 @@ def _snakemake(repo_root: Path, configfile: Path, *targets: str) -> str:
 def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     configfile = tmp_path / "tiny.yaml"
-    configfile.write_text(yaml.safe_dump({"results_dir": str(results), "datasets": {"demo": {"limit": 4}}}))
+    tiny = {"results_dir": str(results), "datasets": {"demo": {"limit": 4}}, "preset": "tiny", "train": {"threads": 2}}
+    configfile.write_text(yaml.safe_dump(tiny))
 
     _snakemake(repo_root, configfile)
 
@@ -55,6 +56,14 @@ def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None
     sentences = SentenceCache(results / "demo/sentences")
     first_caption = manifest["texts"].iloc[0][0]["text"]
     assert sentences.get(first_caption).ndim == 1
+
+    for variant in ("3modal", "2modal"):
+        run = results / "demo/runs" / variant
+        history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        assert len(history) == 2 and json.loads((run / "config.json").read_text())["variant"] == variant
+        assert "protocols" in json.loads((run / "metrics.json").read_text())  # 8 clips: all train, so no test set
+    html = (results / "report.html").read_text()
+    assert "Bandai-Namco-Research-Motiondataset" in html and "data:image/png;base64," in html
 
     rerun = _snakemake(repo_root, configfile)
     assert "Nothing to be done" in rerun
