@@ -85,10 +85,7 @@ BANDAI_NAMCO_NOTICE = (
 # quoted by third-party summaries were not used. Every row therefore renders as "published numbers not
 # available offline" until someone fills ``values`` in from the papers.
 # ---------------------------------------------------------------------------------------------------------
-LAVIMO_PAPER = (
-    'Yin et al., "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", '
-    "arXiv:2403.00691"
-)
+LAVIMO_PAPER = 'Yin et al., "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", arXiv:2403.00691'
 TMR_PAPER = (
     'M. Petrovich, M. J. Black, G. Varol, "TMR: Text-to-Motion Retrieval Using Contrastive 3D Human Motion '
     'Synthesis", ICCV 2023, arXiv:2305.00976'

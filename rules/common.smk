@@ -78,7 +78,7 @@ def default_targets(wildcards):
     targets = [f"{AVATAR_DIR}/contact_sheet.png"]
     for ds in config["datasets_enabled"]:
         targets.append(f"{RESULTS}/{ds}/manifest.parquet")
-        targets += rendered_shards(ds)(wildcards)
+        targets += rendered_shards(ds)(wildcards) + expand(RENDER_EXTRAS, ds=ds)
         targets += [f"{RESULTS}/{ds}/features/current.json", f"{RESULTS}/{ds}/sentences/current.json"]
     return targets + [f"{RESULTS}/report.html"]
 

@@ -5,6 +5,8 @@ rule features:
     input:
         manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
         rendered=lambda wildcards: rendered_shards(wildcards.ds)(wildcards),
+        # after the render rejects are merged: both steps rewrite their rows of results/{ds}/rejected.csv
+        render_rejects=f"{RESULTS}/{{ds}}/frames/rejected.csv",
     output:
         current=f"{RESULTS}/{{ds}}/features/current.json",
     log:

@@ -1,4 +1,18 @@
-# Headless Blender rendering: one Blender process per shard of clips (scene and avatars loaded once).
+# Headless Blender rendering: one Blender process per shard of clips (scene and avatars loaded once), the
+# shards' rejections merged per dataset, and two contact sheets of how the dataset's frames look.
+
+
+# studio options of the contact sheets: the dataset frames' engine and resolution
+SHEET_ARGS = shlex.join(
+    ["--engine", config["render"]["engine"], "--resolution", str(config["render"]["resolution"])]
+    + (["--force-engine"] if config["render"]["force_engine"] else [])
+)
+# what `render_{ds}` builds besides the shards: the merged rejections and the contact sheets
+RENDER_EXTRAS = [
+    f"{RESULTS}/{{ds}}/frames/rejected.csv",
+    f"{RESULTS}/{{ds}}/render_avatars.png",
+    f"{RESULTS}/{{ds}}/render_clips.png",
+]
 
 
 rule render_shard:
@@ -24,21 +38,93 @@ rule render_shard:
         " > {log} 2>&1"
 
 
+# Shards render in parallel, each listing its rejections in {shard}.rejected.csv; this one job merges them
+# (atomically, idempotently) into frames/rejected.csv and into the `render` rows of the dataset's
+# rejected.csv, next to the rows of the other stages.
+rule render_rejects:
+    input:
+        manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
+        done=lambda wildcards: rendered_shards(wildcards.ds)(wildcards),
+    output:
+        merged=f"{RESULTS}/{{ds}}/frames/rejected.csv",
+    log:
+        f"{RESULTS}/logs/render/{{ds}}/rejected.log",
+    params:
+        dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
+    threads: 1
+    resources:
+        mem_mb=1000,
+    conda:
+        "../envs/render.yaml"
+    shell:
+        "lavimo render merge-rejects --dataset-dir {params.dataset_dir} --out {output.merged} > {log} 2>&1"
+
+
+rule render_sheet_avatars:
+    input:
+        manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
+        avatars=avatar_files(),
+    output:
+        sheet=f"{RESULTS}/{{ds}}/render_avatars.png",
+    log:
+        f"{RESULTS}/logs/render/{{ds}}/render_avatars.log",
+    params:
+        args=SHEET_ARGS,
+        dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
+        avatars=parent_dir("avatars"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/render.yaml"
+    shell:
+        "lavimo render clip-sheet --layout avatars --dataset-dir {params.dataset_dir} --pick 1"
+        " --avatars {params.avatars} --out {output.sheet} {params.args} --threads {threads} > {log} 2>&1"
+
+
+rule render_sheet_clips:
+    input:
+        manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
+        avatars=avatar_files(),
+    output:
+        sheet=f"{RESULTS}/{{ds}}/render_clips.png",
+    log:
+        f"{RESULTS}/logs/render/{{ds}}/render_clips.log",
+    params:
+        args=SHEET_ARGS,
+        dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
+        avatars=parent_dir("avatars"),
+        num_frames=config["render"]["num_frames"],
+    threads: 1
+    resources:
+        mem_mb=3000,
+    conda:
+        "../envs/render.yaml"
+    shell:
+        "lavimo render clip-sheet --layout frames --dataset-dir {params.dataset_dir} --pick 4"
+        " --num-frames {params.num_frames} --avatars {params.avatars} --out {output.sheet} {params.args}"
+        " --threads {threads} > {log} 2>&1"
+
+
 rule render_demo:
     input:
         rendered_shards("demo"),
+        expand(RENDER_EXTRAS, ds="demo"),
 
 
 rule render_humanml3d:
     input:
         rendered_shards("humanml3d"),
+        expand(RENDER_EXTRAS, ds="humanml3d"),
 
 
 rule render_kitml:
     input:
         rendered_shards("kitml"),
+        expand(RENDER_EXTRAS, ds="kitml"),
 
 
 rule render_all:
     input:
         lambda wildcards: [done for ds in config["datasets_enabled"] for done in rendered_shards(ds)(wildcards)],
+        expand(RENDER_EXTRAS, ds=config["datasets_enabled"]),

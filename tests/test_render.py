@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lavimo.io import read_rejections
-from lavimo.render import antialias, engines, floor, framing
+from lavimo.io import Rejection, read_rejections, write_rejections
+from lavimo.render import antialias, engines, floor, framing, png, readback
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = ROOT / "tests" / "data" / "humanml3d" / "new_joints" / "012314.npy"
@@ -140,11 +140,74 @@ def test_contact_shadow_is_dark_under_the_feet_and_fades_at_the_border() -> None
     layout = floor.grid_layout(np.zeros((1, 2)))
     grid = floor.grid_texture(layout)
     window = floor.shadow_window(layout, np.zeros(2))
-    patch = floor.shadow_texture(grid, layout, window, np.array([[0.0, 0.02, 0.0], [0.1, 0.05, 0.0]]))
+    patch = floor.shadow_texture(layout, window, np.array([[0.0, 0.02, 0.0], [0.1, 0.05, 0.0]]))
     row0, col0, n = window
     original = grid[row0 : row0 + n, col0 : col0 + n]
     assert patch[n // 2, n // 2, 0] < 0.9 * original[n // 2, n // 2, 0]
     assert np.allclose(patch[0], original[0]) and np.allclose(patch[:, -1], original[:, -1])
+
+
+def test_a_window_of_the_grid_texture_equals_that_part_of_the_whole() -> None:
+    layout = floor.grid_layout(np.array([[0.0, 0.0], [3.2, -1.5]]))
+    whole = floor.grid_texture(layout)
+    row0, col0, n = floor.shadow_window(layout, np.array([1.0, -0.4]))
+    assert np.array_equal(floor.grid_texture(layout, (row0, col0, n)), whole[row0 : row0 + n, col0 : col0 + n])
+    assert whole.dtype == np.float32 and whole.shape == (*layout.shape, 4) and np.all(whole[..., 3] == 1)
+
+
+def test_dropping_high_occluders_changes_the_shadow_by_far_less_than_one_level() -> None:
+    layout = floor.grid_layout(np.zeros((1, 2)))
+    xs, zs = floor.texel_centres(layout, 0, 0, 200, 200)
+    rng = np.random.default_rng(0)
+    points = np.column_stack(
+        [rng.uniform(xs[0], xs[-1], 320), rng.uniform(0, 1.8, 320), rng.uniform(zs[0], zs[-1], 320)]
+    )
+    heights = points[:, 1]
+    full = 1.0 - np.exp(  # every point, as before the culling
+        -sum(
+            0.35 * np.exp(-h / 0.1) * np.outer(np.exp(-0.5 * ((zs - z) / s) ** 2), np.exp(-0.5 * ((xs - x) / s) ** 2))
+            for (x, h, z), s in zip(points, 0.045 + 0.35 * heights, strict=True)
+        )
+    )
+    fade = np.outer(*(np.clip(np.minimum(c - c[0], c[-1] - c) / floor.SHADOW_FADE_M, 0, 1) for c in (zs, xs)))
+    culled = floor.contact_occlusion(xs, zs, points)
+    assert np.abs(culled - full * fade).max() * floor.SHADOW_STRENGTH * 255 < 0.25
+
+
+def test_png_encoder_round_trips_and_is_deterministic() -> None:
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb[10:30, 5:40] = (120, 130, 140)  # a flat patch, as in renders
+    for image in (rgb, rgb[..., 0], np.dstack([rgb, rgb[..., :1]])):
+        data = png.encode_png(image)
+        assert data.startswith(png.SIGNATURE) and data == png.encode_png(image)
+        assert np.array_equal(iio.imread(data, extension=".png"), image)
+    with pytest.raises(ValueError, match="uint8"):
+        png.encode_png(rgb.astype(np.float32))
+
+
+def test_linear_frames_are_encoded_with_the_srgb_curve() -> None:
+    linear = np.array([0.0, 0.001, 0.0031308, 0.05, 0.2, 0.5, 0.9, 1.0, 1.5, -0.1], np.float32)
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.abs(linear) ** (1 / 2.4) - 0.055)
+    expected = np.clip(np.round(srgb * 255), 0, 255)
+    assert np.abs(readback.linear_to_srgb8(linear).astype(int) - expected).max() <= 1
+    assert readback.linear_to_srgb8(np.float32(0.5)) == 188 and readback.linear_to_srgb8(np.float32(2.0)) == 255
+
+
+def test_exr_reader_refuses_what_it_does_not_read(tmp_path: Path) -> None:
+    (tmp_path / "x.exr").write_bytes(b"not an exr at all")
+    with pytest.raises(ValueError, match="not an OpenEXR"):
+        readback.read_exr_planes(tmp_path / "x.exr")
+
+
+def test_pick_clips_spreads_over_the_unmirrored_clips() -> None:
+    from lavimo.commands.render import pick_clips
+
+    ids = [f"clip{i:02d}" for i in range(10)]
+    manifest = pd.DataFrame({"clip_id": ids + [f"M{c}" for c in ids], "mirrored_from": [""] * 10 + ids})
+    assert pick_clips(manifest, 1) == ["clip05"]
+    assert pick_clips(manifest, 4) == ["clip01", "clip03", "clip06", "clip08"]
+    assert pick_clips(manifest, 0) == [] and pick_clips(manifest, 30) == ids
 
 
 def test_fxaa_leaves_flat_images_and_softens_stairs() -> None:
@@ -212,6 +275,26 @@ def test_bad_clip_is_rejected_and_the_shard_goes_on(shard_frames: tuple[Path, di
     done = json.loads((frames_dir / f"{SHARD}.done").read_text())
     assert done["rendered"] == len(GOOD) and done["rejected"] == 1
     assert not list(frames_dir.glob(".*.tmp-*"))
+
+
+def test_merged_rejections_land_in_the_dataset_list_next_to_other_stages(
+    shard_frames: tuple[Path, dict], dataset: Path, tmp_path: Path
+) -> None:
+    frames_dir, _ = shard_frames
+    rejected_csv = dataset / "rejected.csv"  # the dataset's log: prepare recorded a clip there
+    write_rejections(rejected_csv, [Rejection("too_short", "prepare", "raw.bvh", "too short")], "prepare")
+    merged = tmp_path / "merged.csv"
+    args = ["merge-rejects", "--dataset-dir", str(dataset), "--frames-dir", str(frames_dir), "--out", str(merged)]
+    lavimo_render(*args)
+    first = rejected_csv.read_bytes()
+    lavimo_render(*args)  # idempotent
+    assert rejected_csv.read_bytes() == first
+    rows = {(r.item, r.stage) for r in read_rejections(rejected_csv)}
+    assert rows == {("too_short", "prepare"), (BAD, "render")}
+    assert [(r.item, r.stage, r.source) for r in read_rejections(merged)] == [(BAD, "render", f"shard {SHARD}")]
+    missing = lavimo_render(*args, "--shards", SHARD, "9999", check=False)
+    assert missing.returncode == 2 and "9999.rejected.csv" in missing.stderr
+    rejected_csv.unlink()
 
 
 def test_two_avatars_give_different_images(shard_frames: tuple[Path, dict]) -> None:
@@ -339,7 +422,7 @@ def test_walking_silhouette_stays_inside_every_sampled_frame(avatars_dir: Path, 
         assert bottom - top > 0.2 * 512, frame  # a person, not a speck
 
 
-def test_contact_sheets(shard_frames: tuple[Path, dict], avatars_dir: Path, tmp_path: Path) -> None:
+def test_contact_sheets(shard_frames: tuple[Path, dict], dataset: Path, avatars_dir: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "avatars.png"
     lavimo_render("avatar-sheet", "--avatars", str(avatars_dir), "--out", str(sheet), "--tile", "96")
     image = iio.imread(sheet)
@@ -361,3 +444,38 @@ def test_contact_sheets(shard_frames: tuple[Path, dict], avatars_dir: Path, tmp_
         "96",
     )
     assert iio.imread(clips).shape[1] > 4 * 96
+    one_on_all = tmp_path / "one_on_all.png"
+    lavimo_render(
+        "clip-sheet", "--avatars", str(avatars_dir), "--out", str(one_on_all), "--layout", "avatars",
+        "--dataset-dir", str(dataset), "--pick", "1", "--tile", "64", "--resolution", "128",
+    )  # fmt: skip
+    assert iio.imread(one_on_all).shape[1] == 5 * (64 + 4) + 4  # 13 avatars, 5 per row
+
+
+POOL_RUNNER = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, clip_frames
+from lavimo.render.scene import Studio, StudioSettings
+
+studio = Studio(StudioSettings())
+bank = AvatarBank(sys.argv[1], studio)
+job = ClipJob("short", 2, 20.0, np.load(sys.argv[2])[60:90])
+_, plain, _ = clip_frames(studio, bank, job, ClipOptions(), encode=True)
+with ThreadPoolExecutor(1) as pool:
+    _, pooled, _ = clip_frames(studio, bank, job, ClipOptions(), pool=pool, encode=True)
+assert all(np.array_equal(a.image, b.image) and a.png == b.png for a, b in zip(plain, pooled, strict=True))
+print("same")
+"""
+
+
+def test_frames_are_the_same_with_and_without_the_helper_thread(avatars_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_RUNNER, str(avatars_dir), str(WALK)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("same"), done.stderr[-3000:]

@@ -77,10 +77,22 @@ def register(parser: argparse.ArgumentParser) -> None:
     sheet.add_argument("--fps", type=float, default=20.0, help="frame rate of the joint files")
     sheet.add_argument("--dataset-dir", default=None, help="take --clips from this prepared dataset")
     sheet.add_argument("--clips", nargs="*", default=[], help="clip ids in --dataset-dir")
+    sheet.add_argument(
+        "--pick", type=int, default=0, help="also take N clips of --dataset-dir spread over its (unmirrored) clip ids"
+    )
     sheet.add_argument("--frame", type=int, default=None, help="avatars layout: frame to show (default: middle)")
     sheet.add_argument("--num-frames", type=int, default=8, help="frames layout: frames per clip")
     sheet.add_argument("--tile", type=int, default=None, help="tile size in pixels")
     sheet.set_defaults(func=run_clip_sheet)
+
+    merge = commands.add_parser(
+        "merge-rejects", help="merge the render shards' rejections into {frames_dir}/rejected.csv and the dataset's"
+    )
+    merge.add_argument("--dataset-dir", required=True, help="prepared dataset (manifest.parquet, rejected.csv)")
+    merge.add_argument("--frames-dir", default=None, help="folder of {shard}.rejected.csv (default: DATASET/frames)")
+    merge.add_argument("--shards", nargs="*", default=None, help="shard names (default: every shard of the manifest)")
+    merge.add_argument("--out", default=None, help="merged list (default: {frames_dir}/rejected.csv)")
+    merge.set_defaults(func=run_merge_rejects)
 
 
 def _settings(args: argparse.Namespace):
@@ -167,8 +179,17 @@ def run_avatar_sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def pick_clips(manifest, count: int) -> list[str]:
+    """``count`` clip ids spread evenly over the sorted ids of the unmirrored clips: the centres of ``count`` equal
+    segments (all of them when there are no more than ``count``)."""
+    mirrored = manifest["mirrored_from"].fillna("").astype(str) != ""
+    ids = sorted(manifest.loc[~mirrored, "clip_id"].astype(str)) or sorted(manifest["clip_id"].astype(str))
+    count = min(max(count, 0), len(ids))
+    return [ids[(2 * k + 1) * len(ids) // (2 * count)] for k in range(count)]
+
+
 def _sheet_jobs(args: argparse.Namespace) -> list:
-    """ClipJobs from --joints files and/or --dataset-dir + --clips."""
+    """ClipJobs from --joints files and/or --dataset-dir + --clips / --pick."""
     import numpy as np
 
     from lavimo.avatars.assign import avatar_for_clip
@@ -178,20 +199,22 @@ def _sheet_jobs(args: argparse.Namespace) -> list:
         ClipJob(Path(p).stem, avatar_for_clip(Path(p).stem), args.fps, np.load(p, allow_pickle=False))
         for p in args.joints
     ]
-    if args.clips:
+    if args.clips or args.pick:
         if not args.dataset_dir:
-            raise LavimoInputError("--clips", "needs --dataset-dir")
+            raise LavimoInputError("--clips/--pick", "needs --dataset-dir")
         from lavimo.datasets.manifest import load_manifest, load_motion
 
-        manifest = load_manifest(args.dataset_dir).set_index("clip_id")
-        for clip_id in args.clips:
+        manifest = load_manifest(args.dataset_dir)
+        clip_ids = list(args.clips) + pick_clips(manifest, args.pick)
+        manifest = manifest.set_index("clip_id")
+        for clip_id in clip_ids:
             if clip_id not in manifest.index:
                 raise LavimoInputError(Path(args.dataset_dir) / "manifest.parquet", f"no clip {clip_id!r}")
             row = manifest.loc[clip_id]
             joints = load_motion(args.dataset_dir, clip_id)[0]
             jobs.append(ClipJob(clip_id, int(row["avatar"]), float(row["fps"]), joints))
     if not jobs:
-        raise LavimoInputError("clip-sheet", "give --joints files or --dataset-dir with --clips")
+        raise LavimoInputError("clip-sheet", "give --joints files or --dataset-dir with --clips or --pick")
     return jobs
 
 
@@ -209,4 +232,15 @@ def run_clip_sheet(args: argparse.Namespace) -> int:
     else:
         out = clip_frames_sheet(jobs, args.avatars, args.out, settings, args.num_frames, tile=args.tile or 192)
     print(out)
+    return 0
+
+
+def run_merge_rejects(args: argparse.Namespace) -> int:
+    """`lavimo render merge-rejects` (no bpy)."""
+    from lavimo.render.rejects import merge_render_rejections
+
+    merged = merge_render_rejections(args.dataset_dir, args.frames_dir, args.shards, args.out)
+    print(f"{len(merged)} render rejections -> {Path(args.dataset_dir) / 'rejected.csv'}")
+    for rejection in merged[:20]:
+        print(f"  {rejection.item}: {rejection.reason}")
     return 0

@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import imageio.v3 as iio
 import numpy as np
 
 from lavimo import __version__
@@ -25,14 +27,20 @@ from lavimo.avatars.retarget import retarget
 from lavimo.avatars.skinning import skin
 from lavimo.io import LavimoInputError, save_json
 from lavimo.motion.skeleton import NUM_JOINTS
+from lavimo.render import floor
+from lavimo.render.floor import GridLayout
 from lavimo.render.framing import CameraPath, CameraRig, camera_path, sample_frame_indices
+from lavimo.render.png import encode_png
 from lavimo.render.scene import Studio
 from lavimo.render.video import VideoWriter
 
 MODES = ("frames", "video")
 SKIN_CHUNK = 32  # frames skinned at once in video mode
-PNG_COMPRESSION = 3  # zlib level: 3x faster than the default 6 for files 15% larger
+LOOKAHEAD = 3  # frames prepared (contact shadow) and finished (FXAA, PNG) ahead in the helper thread
 META = "meta.json"
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -67,12 +75,16 @@ class ClipJob:
 
 
 class AvatarBank:
-    """Avatars of one folder ``{00..12}.npz``, each loaded and added to the studio on first use."""
+    """Avatars of one folder ``{00..12}.npz``, each loaded once and added to the studio on first use.
+
+    ``data`` (numpy only) may be called from another thread; ``get`` (adds the mesh to Blender) may not.
+    """
 
     def __init__(self, avatars_dir: str | os.PathLike[str], studio: Studio) -> None:
         self.dir = Path(avatars_dir)
         self.studio = studio
         self._loaded: dict[int, Avatar] = {}
+        self._lock = threading.Lock()
         if not self.dir.is_dir():
             raise LavimoInputError(self.dir, "avatar folder does not exist: run `lavimo avatars build` first")
 
@@ -80,15 +92,21 @@ class AvatarBank:
         """How many avatar files the folder holds."""
         return len(sorted(self.dir.glob("[0-9][0-9].npz")))
 
+    def data(self, index: int) -> Avatar:
+        """Avatar ``index``, loaded once (not added to the studio)."""
+        with self._lock:
+            if index not in self._loaded:
+                path = self.dir / f"{index:02d}.npz"
+                if not path.exists():
+                    raise LavimoInputError(path, "avatar file missing")
+                self._loaded[index] = load_avatar(path)
+            return self._loaded[index]
+
     def get(self, index: int) -> Avatar:
         """Avatar ``index``, loaded once and added to the studio."""
-        if index not in self._loaded:
-            path = self.dir / f"{index:02d}.npz"
-            if not path.exists():
-                raise LavimoInputError(path, "avatar file missing")
-            self._loaded[index] = load_avatar(path)
-            self.studio.add_avatar(index, self._loaded[index])
-        return self._loaded[index]
+        avatar = self.data(index)
+        self.studio.add_avatar(index, avatar)  # once: a no-op when it is there already
+        return avatar
 
 
 def check_joints(joints: np.ndarray) -> np.ndarray:
@@ -127,45 +145,148 @@ def _skinned(avatar: Avatar, posed: Any, frames: np.ndarray) -> Iterator[np.ndar
         yield from skin(avatar, posed, frames[start : start + SKIN_CHUNK])
 
 
+def ahead(pool: Executor | None, fn: Callable[[T], R], items: Iterable[T], depth: int = LOOKAHEAD) -> Iterator[R]:
+    """``fn(item)`` for each item, in order; with a ``pool``, run there up to ``depth`` items ahead of the consumer.
+
+    The numpy work of a frame (its contact shadow before, FXAA and PNG encoding after) thus overlaps Blender
+    rendering the next one. ``fn`` must not touch bpy.
+    """
+    if pool is None:
+        yield from map(fn, items)
+        return
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def _render_frames(
-    studio: Studio, avatar_key: int, vertices: Iterable[np.ndarray], camera: CameraPath, frames: np.ndarray
+    studio: Studio,
+    avatar_key: int,
+    vertices: Iterable[np.ndarray],
+    camera: CameraPath,
+    frames: np.ndarray,
+    pool: Executor | None = None,
+    shadows: Sequence[floor.ShadowPatch] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (frame index, image) for each of ``frames``; ``vertices`` are their skinned meshes, in order."""
+    """Yield (frame index, raw image) for each of ``frames``; ``vertices`` are their skinned meshes, in order.
+
+    ``shadows``: their contact shadows, when computed already (else computed here, ahead, on ``pool``).
+    """
     studio.show(avatar_key)
-    for frame, posed_vertices in zip(frames, vertices, strict=True):
-        studio.pose(posed_vertices)
+    prepared: Iterable[tuple[np.ndarray, floor.ShadowPatch | None]]
+    if shadows is not None:
+        prepared = zip(vertices, shadows, strict=True)
+    elif not studio.draws_shadow:
+        prepared = ((v, None) for v in vertices)
+    else:
+        shadow = studio.shadow_maker()
+        prepared = ahead(pool, lambda v: (v, shadow(v)), vertices)
+    for frame, (posed_vertices, patch) in zip(frames, prepared, strict=True):
+        studio.pose(posed_vertices, patch)
         studio.aim(camera.locations[frame], camera.targets[frame], camera.fov_deg)
-        yield int(frame), studio.render()
+        yield int(frame), studio.render_raw()
 
 
-def _plan(job: ClipJob, avatar: Avatar, options: ClipOptions) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-    """Retarget and choose frames: (posed, sampled indices, frames to render, skinned vertices of the sampled)."""
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything about a clip that is computed before Blender renders it (numpy only)."""
+
+    job: ClipJob
+    posed: Any  # lavimo.avatars.retarget.Posed
+    indices: np.ndarray  # sampled frame indices (num_frames, possibly repeated)
+    frames: np.ndarray  # frames to render, increasing
+    sampled_vertices: np.ndarray  # (len(unique(indices)), V, 3) skinned meshes of the sampled frames
+    camera: CameraPath
+    layout: GridLayout  # where the floor grid lies
+    grid: np.ndarray | None = None  # its texture, when computed ahead
+    shadows: tuple[floor.ShadowPatch, ...] | None = None  # contact shadows of the sampled frames, when asked for
+
+
+def plan_clip(
+    job: ClipJob,
+    avatar: Avatar,
+    options: ClipOptions,
+    grid_needed: Callable[[GridLayout], bool] | None = None,
+    shadows: bool = False,
+) -> ClipPlan:
+    """Retarget, choose frames, skin the sampled ones, place the camera and the floor grid.
+
+    numpy only: a batch plans the next clip in a helper thread while Blender renders this one. The grid
+    texture is computed too when ``grid_needed(layout)`` says so (the studio does not hold it yet), and with
+    ``shadows`` the contact shadows of the sampled frames.
+    """
     joints = check_joints(job.joints)
     posed = retarget(avatar, joints)
     if not np.isfinite(posed.joints).all():
         raise ValueError("retargeting produced non-finite joints")
     indices = sample_frame_indices(len(joints), options.num_frames)
-    frames = np.arange(len(joints)) if options.every_frame else np.unique(indices)
-    return posed, indices, frames, skin(avatar, posed, np.unique(indices))
+    sampled = np.unique(indices)
+    frames = np.arange(len(joints)) if options.every_frame else sampled
+    vertices = skin(avatar, posed, sampled)
+    camera = camera_path(posed.joints, job.fps, avatar.height, options.rig, vertices, sampled)
+    layout = floor.grid_layout(camera.targets[:, [0, 2]])
+    grid = floor.grid_texture(layout) if grid_needed is not None and grid_needed(layout) else None
+    patches = tuple(floor.body_shadow(layout, v) for v in vertices) if shadows else None
+    return ClipPlan(job, posed, indices, frames, vertices, camera, layout, grid, patches)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One finished frame: the image and, when asked for, its PNG bytes."""
+
+    image: np.ndarray
+    png: bytes | None = None
+
+
+def clip_frames(
+    studio: Studio,
+    bank: AvatarBank,
+    job: ClipJob,
+    options: ClipOptions,
+    writer: VideoWriter | None = None,
+    pool: Executor | None = None,
+    encode: bool = False,
+    plan: ClipPlan | None = None,
+) -> tuple[np.ndarray, list[Frame], CameraPath]:
+    """Render ``job``: (sampled indices, their frames in that order, camera); every frame goes to ``writer``.
+
+    ``encode``: also PNG-encode the sampled frames. ``pool``: a one-thread executor for the per-frame numpy
+    work. ``plan``: the clip's :func:`plan_clip`, when computed ahead.
+    """
+    avatar = bank.get(job.avatar)
+    plan = plan if plan is not None else plan_clip(job, avatar, options)
+    studio.lay_grid(plan.layout, plan.grid)
+    camera = plan.camera
+    vertices = _skinned(avatar, plan.posed, plan.frames) if options.every_frame else plan.sampled_vertices
+    wanted = set(plan.indices.tolist())
+
+    def finish(item: tuple[int, np.ndarray]) -> tuple[int, Frame]:
+        frame, raw = item
+        image = studio.finish(raw)
+        return frame, Frame(image, encode_png(image) if encode and frame in wanted else None)
+
+    shadows = None if options.every_frame else plan.shadows  # they cover the sampled frames only
+    rendered = _render_frames(studio, job.avatar, vertices, camera, plan.frames, pool, shadows)
+    depth = LOOKAHEAD if options.every_frame else len(plan.frames)  # frames mode: never wait before the last
+    kept: dict[int, Frame] = {}
+    for frame, done in ahead(pool, finish, rendered, depth):
+        if writer is not None:
+            writer.append(done.image)
+        if frame in wanted:
+            kept[frame] = done
+    return plan.indices, [kept[int(frame)] for frame in plan.indices], camera
 
 
 def clip_images(
     studio: Studio, bank: AvatarBank, job: ClipJob, options: ClipOptions, writer: VideoWriter | None = None
 ) -> tuple[np.ndarray, list[np.ndarray], CameraPath]:
     """Render ``job``: (sampled indices, their images in that order, camera); every frame goes to ``writer``."""
-    avatar = bank.get(job.avatar)
-    posed, indices, frames, sampled_vertices = _plan(job, avatar, options)
-    camera = camera_path(posed.joints, job.fps, avatar.height, options.rig, sampled_vertices, np.unique(indices))
-    studio.set_floor(camera.targets[:, [0, 2]])
-    vertices = _skinned(avatar, posed, frames) if options.every_frame else sampled_vertices
-    wanted = set(indices.tolist())
-    kept: dict[int, np.ndarray] = {}
-    for frame, image in _render_frames(studio, job.avatar, vertices, camera, frames):
-        if writer is not None:
-            writer.append(image)
-        if frame in wanted:
-            kept[frame] = image
-    return indices, [kept[int(frame)] for frame in indices], camera
+    indices, frames, camera = clip_frames(studio, bank, job, options, writer)
+    return indices, [f.image for f in frames], camera
 
 
 def render_clip(
@@ -175,8 +296,14 @@ def render_clip(
     frames_dir: str | os.PathLike[str],
     renders_dir: str | os.PathLike[str] | None,
     options: ClipOptions,
+    pool: Executor | None = None,
+    plan: ClipPlan | None = None,
 ) -> dict[str, Any]:
-    """Render ``job`` and write its frames (and mp4 if ``options.video``); returns the meta written."""
+    """Render ``job`` and write its frames (and mp4 if ``options.video``); returns the meta written.
+
+    ``pool``: a one-thread executor that does each frame's numpy work while Blender renders the next.
+    ``plan``: the clip's :func:`plan_clip`, when computed ahead.
+    """
     start = time.perf_counter()
     final = clip_dir(frames_dir, job.clip_id)
     tmp = final.parent / f".{job.clip_id}.tmp-{os.getpid()}"
@@ -185,9 +312,9 @@ def render_clip(
     try:
         writer = VideoWriter(video_path(renders_dir, job.clip_id), job.fps) if options.video and renders_dir else None
         with writer if writer else contextlib.nullcontext():
-            indices, images, camera = clip_images(studio, bank, job, options, writer)
-        for k, image in enumerate(images):
-            iio.imwrite(tmp / f"{k:02d}.png", image, compress_level=PNG_COMPRESSION)
+            indices, frames, camera = clip_frames(studio, bank, job, options, writer, pool, encode=True, plan=plan)
+        for k, frame in enumerate(frames):
+            (tmp / f"{k:02d}.png").write_bytes(frame.png)
         meta = _meta(job, bank.get(job.avatar), studio, options, indices, camera, time.perf_counter() - start)
         meta["video"] = str(video_path(renders_dir, job.clip_id)) if writer else None
         save_json(tmp / META, meta)

@@ -11,6 +11,7 @@ Texture rows run along +Z and columns along +X (motion coordinates).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -53,6 +54,11 @@ class GridLayout:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def key(self) -> tuple:
+        """A hashable key: equal layouts have equal keys."""
+        return (self.shape, self.texel, tuple(self.origin.tolist()), tuple(self.box.tolist()))
 
     @property
     def size(self) -> np.ndarray:
@@ -104,9 +110,13 @@ def _strength(distance: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-def grid_texture(layout: GridLayout) -> np.ndarray:
-    """(rows, cols, 4) RGBA sRGB texture of the whole grid patch (float32)."""
-    xs, zs = texel_centres(layout)
+def grid_texture(layout: GridLayout, window: tuple[int, int, int] | None = None) -> np.ndarray:
+    """(rows, cols, 4) RGBA sRGB texture of the grid patch (float32), or only the square ``window`` (row0, col0, n).
+
+    A window's texels equal the same texels of the whole patch (the same arithmetic per texel).
+    """
+    row0, col0, n = window if window is not None else (0, 0, None)
+    xs, zs = texel_centres(layout, row0, col0, n, n)
     fade_x = _strength(_fade(xs, layout.box[0], layout.box[2])).astype(np.float32)
     fade_z = _strength(_fade(zs, layout.box[1], layout.box[3])).astype(np.float32)
     line_x = line_coverage(xs, layout.texel).astype(np.float32)
@@ -114,11 +124,9 @@ def grid_texture(layout: GridLayout) -> np.ndarray:
     lines = np.maximum(line_x[None, :], line_z[:, None])
     lines *= fade_z[:, None]
     lines *= fade_x[None, :]
-    rgba = np.empty((*layout.shape, 4), np.float32)
-    for channel in range(3):
-        rgba[..., channel] = FLOOR_SRGB[channel] + (LINE_SRGB[channel] - FLOOR_SRGB[channel]) * lines
-    rgba[..., 3] = 1.0
-    return rgba
+    base = np.append(FLOOR_SRGB, np.float32(1.0))
+    step = np.append(LINE_SRGB - FLOOR_SRGB, np.float32(0.0))
+    return base + step * lines[..., None]
 
 
 def shadow_window(layout: GridLayout, centre_xz: np.ndarray, size: float = SHADOW_SIZE_M) -> tuple[int, int, int]:
@@ -130,20 +138,35 @@ def shadow_window(layout: GridLayout, centre_xz: np.ndarray, size: float = SHADO
     return row0, col0, n
 
 
+@lru_cache(maxsize=32)
 def occluder_indices(n_vertices: int, count: int = SHADOW_POINTS) -> np.ndarray:
-    """Evenly spread vertex indices used as shadow casters."""
-    return np.unique(np.linspace(0, n_vertices - 1, min(count, n_vertices)).astype(np.int64))
+    """Evenly spread vertex indices used as shadow casters (read-only)."""
+    indices = np.unique(np.linspace(0, n_vertices - 1, min(count, n_vertices)).astype(np.int64))
+    indices.flags.writeable = False
+    return indices
 
 
 def contact_occlusion(xs: np.ndarray, zs: np.ndarray, points: np.ndarray) -> np.ndarray:
     """(len(zs), len(xs)) occlusion in [0, 1] from body ``points`` (P, 3): dark under low points, fading with height.
 
     It fades to nothing over the border band of the window so that the patch meets the grid without a seam.
+    Points that barely count are left out: those high above the floor (all of them together weigh less than
+    1e-3, which shades the floor by less than a quarter of an 8-bit level) and those more than six Gaussian
+    widths outside the window.
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     heights = np.clip(points[:, 1], 0.0, None)
     weight = 0.35 * np.exp(-heights / 0.10)
     sigma = 0.045 + 0.35 * heights
+    reach = 6.0 * sigma  # the Gaussian is below 1.6e-8 beyond 6 sigma
+    near = (
+        (weight > 1e-3 / max(len(points), 1))
+        & (points[:, 0] > xs[0] - reach)
+        & (points[:, 0] < xs[-1] + reach)
+        & (points[:, 2] > zs[0] - reach)
+        & (points[:, 2] < zs[-1] + reach)
+    )
+    points, weight, sigma = points[near], weight[near], sigma[near]
     gx = np.exp(-0.5 * ((xs[None, :] - points[:, 0:1]) / sigma[:, None]) ** 2)  # (P, X)
     gz = np.exp(-0.5 * ((zs[None, :] - points[:, 2:3]) / sigma[:, None]) ** 2)  # (P, Z)
     occlusion = 1.0 - np.exp(-((gz * weight[:, None]).T @ gx))
@@ -152,13 +175,37 @@ def contact_occlusion(xs: np.ndarray, zs: np.ndarray, points: np.ndarray) -> np.
     return occlusion * np.outer(fade_z, fade_x)
 
 
-def shadow_texture(
-    grid: np.ndarray, layout: GridLayout, window: tuple[int, int, int], points: np.ndarray
-) -> np.ndarray:
+@dataclass(frozen=True)
+class ShadowPatch:
+    """A contact-shadow patch ready to lay on the floor: its lower (x, z) corner, side length and texture."""
+
+    origin: np.ndarray  # (2,)
+    size: float
+    texture: np.ndarray  # (n, n, 4) RGBA sRGB
+
+
+def contact_shadow(layout: GridLayout, points: np.ndarray) -> ShadowPatch:
+    """The shadow patch of body ``points`` (P, 3) on the grid of ``layout``, centred under their low part."""
+    points = np.asarray(points).reshape(-1, 3)
+    low = points[points[:, 1] < 0.6]
+    centre = (low if len(low) else points)[:, [0, 2]].mean(axis=0)
+    window = shadow_window(layout, centre)
+    row0, col0, n = window
+    origin = layout.origin + np.array([col0, row0]) * layout.texel
+    return ShadowPatch(origin, n * layout.texel, shadow_texture(layout, window, points))
+
+
+def body_shadow(layout: GridLayout, vertices: np.ndarray) -> ShadowPatch:
+    """The contact shadow of a posed body mesh (V, 3), cast by its ``occluder_indices``."""
+    vertices = np.asarray(vertices)
+    return contact_shadow(layout, vertices[occluder_indices(len(vertices))])
+
+
+def shadow_texture(layout: GridLayout, window: tuple[int, int, int], points: np.ndarray) -> np.ndarray:
     """(n, n, 4) RGBA: the grid texels of ``window`` darkened by the contact shadow of ``points``."""
     row0, col0, n = window
     xs, zs = texel_centres(layout, row0, col0, n, n)
     shade = 1.0 - SHADOW_STRENGTH * contact_occlusion(xs, zs, points)
-    patch = grid[row0 : row0 + n, col0 : col0 + n].copy()
+    patch = grid_texture(layout, window)
     patch[..., :3] *= shade[..., None].astype(np.float32)
     return patch

@@ -7,19 +7,23 @@ Poses are applied by writing the skinned vertex positions into each avatar's mes
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import bpy
-import imageio.v3 as iio
 import numpy as np
 from mathutils import Vector
 
 from lavimo.render import floor
 from lavimo.render.antialias import fxaa
 from lavimo.render.engines import check_engine
+from lavimo.render.readback import encode_srgb, read_exr_planes
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,8 @@ FLOOR_SIZE_M = 400.0
 GRID_LIFT_M = 0.001  # the grid patch lies this far above the plain floor
 SHADOW_LIFT_M = 0.002  # and the contact-shadow patch above the grid
 STUDIO_LIGHT = "paint.sl"
+GRID_CACHE = 6  # grid textures kept per process: clips on similar paths share one
+RAM_TMP = Path("/dev/shm")  # where Blender writes each frame for us to read back, when it exists
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def _new_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.M
     """A triangle mesh built with foreach_set (fast for tens of thousands of faces)."""
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(len(vertices))
-    mesh.vertices.foreach_set("co", to_blender(vertices).ravel())
+    mesh.attributes["position"].data.foreach_set("vector", to_blender(vertices).ravel())
     mesh.loops.add(faces.size)
     mesh.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
     mesh.polygons.add(len(faces))
@@ -120,6 +126,16 @@ def _set_image(node: bpy.types.ShaderNodeTexImage, name: str, rgba: np.ndarray) 
     return image
 
 
+def limit_blas_threads() -> None:
+    """Use one BLAS thread: idle OpenBLAS threads spin for a while after every call, taking the rasteriser's cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional; without it numpy keeps its default threads
+        log.debug("threadpoolctl is not installed: BLAS keeps its default thread count")
+        return
+    threadpool_limits(1, user_api="blas")
+
+
 def _enable_cycles_gpu() -> str | None:
     """Switch Cycles to the first GPU backend with a device; its name, or None when there is none."""
     prefs = bpy.context.preferences.addons["cycles"].preferences
@@ -142,9 +158,11 @@ class Studio:
     def __init__(self, settings: StudioSettings | None = None) -> None:
         self.settings = settings or StudioSettings()
         blender_engine = check_engine(self.settings.engine, self.settings.force_engine)
+        limit_blas_threads()
         bpy.ops.wm.read_factory_settings(use_empty=True)
         self.scene = bpy.context.scene
-        self._tmp = tempfile.TemporaryDirectory(prefix="lavimo-render-")
+        ram = RAM_TMP if RAM_TMP.is_dir() and os.access(RAM_TMP, os.W_OK) else None
+        self._tmp = tempfile.TemporaryDirectory(prefix="lavimo-render-", dir=ram)
         self.avatars: dict[Any, bpy.types.Object] = {}
         self.current: Any = None
         self._setup_render(blender_engine)
@@ -162,13 +180,14 @@ class Studio:
         render.resolution_percentage = 100
         render.film_transparent = False
         render.dither_intensity = 0.0  # no noise: deterministic, clean flat areas
-        render.image_settings.file_format = "BMP"
-        render.image_settings.color_mode = "RGB"
-        render.filepath = str(Path(self._tmp.name) / "frame.bmp")
+        image = render.image_settings  # scene-linear float, no colour management: encoded to sRGB by numpy
+        image.file_format, image.color_mode = "OPEN_EXR", "RGB"
+        image.color_depth, image.exr_codec = "32", "NONE"
+        render.filepath = str(Path(self._tmp.name) / "frame.exr")
         if self.settings.threads > 0:
             render.threads_mode = "FIXED"
             render.threads = self.settings.threads
-        self.scene.view_settings.view_transform = "Standard"
+        self.scene.view_settings.view_transform = "Standard"  # what readback.encode_srgb reproduces
         if blender_engine == "BLENDER_WORKBENCH":
             self._setup_workbench()
         elif blender_engine == "CYCLES":
@@ -217,26 +236,43 @@ class Studio:
         corners = np.array([[-half, 0, -half], [half, 0, -half], [half, 0, half], [-half, 0, half]], np.float32)
         mesh = _new_mesh("floor", corners, np.array([[0, 3, 2, 1]], np.int32))
         mesh.materials.append(_material("floor", floor.srgb_to_linear(floor.FLOOR_SRGB), roughness=0.9))
-        self.scene.collection.objects.link(bpy.data.objects.new("floor", mesh))
+        plain = bpy.data.objects.new("floor", mesh)
         grid_material, self._grid_node = _texture_material("grid")
         self.grid = _unit_quad("grid", GRID_LIFT_M, grid_material)
         shadow_material, self._shadow_node = _texture_material("contact_shadow")
         self.shadow = _unit_quad("contact_shadow", SHADOW_LIFT_M, shadow_material)
-        for obj in (self.grid, self.shadow):
+        for obj in (plain, self.grid, self.shadow):
+            obj.hide_viewport = True  # as the avatars: nothing for the viewport depsgraph to update around renders
             self.scene.collection.objects.link(obj)
         self.shadow.hide_render = True
-        self._occluders: dict[Any, np.ndarray] = {}
+        self._grids: OrderedDict[tuple, bpy.types.Image] = OrderedDict()  # layout key -> grid image, oldest first
+        self.layout: floor.GridLayout | None = None
         self.set_floor(np.zeros((1, 2)))
 
     def set_floor(self, path_xz: np.ndarray) -> None:
-        """Lay the grid around a clip's (smoothed) root path ``path_xz`` (T, 2); once per clip (reused when equal)."""
-        layout = floor.grid_layout(path_xz)
-        if getattr(self, "layout", None) == layout:
+        """Lay the grid around a clip's (smoothed) root path ``path_xz`` (T, 2); once per clip (textures are reused)."""
+        self.lay_grid(floor.grid_layout(path_xz))
+
+    def has_grid(self, layout: floor.GridLayout) -> bool:
+        """Whether the grid texture of ``layout`` is loaded already (then laying it costs nothing)."""
+        return layout.key in self._grids
+
+    def lay_grid(self, layout: floor.GridLayout, texture: np.ndarray | None = None) -> None:
+        """Lay the grid of ``layout``; ``texture``: its ``floor.grid_texture``, if computed already (elsewhere)."""
+        if self.layout == layout:
             return
         self.layout = layout
-        self._grid_pixels = floor.grid_texture(self.layout)
-        _set_image(self._grid_node, "grid", self._grid_pixels)
-        self._place(self.grid, self.layout.origin, self.layout.size)
+        image = self._grids.pop(layout.key, None)
+        if image is None:
+            while len(self._grids) >= GRID_CACHE:
+                bpy.data.images.remove(self._grids.popitem(last=False)[1])
+            rows, cols = layout.shape
+            image = bpy.data.images.new("grid", cols, rows)
+            image.pixels.foreach_set((floor.grid_texture(layout) if texture is None else texture).ravel())
+            image.update()
+        self._grids[layout.key] = image
+        self._grid_node.image = image
+        self._place(self.grid, layout.origin, layout.size)
 
     @staticmethod
     def _place(obj: bpy.types.Object, origin_xz: np.ndarray, size_xz: np.ndarray) -> None:
@@ -286,9 +322,9 @@ class Studio:
         mesh.shade_smooth()
         obj = bpy.data.objects.new(f"avatar_{key}", mesh)
         obj.hide_render = True
+        obj.hide_viewport = True  # renders ignore it; the viewport depsgraph (updated around each render) skips it
         self.scene.collection.objects.link(obj)
         self.avatars[key] = obj
-        self._occluders[key] = floor.occluder_indices(len(avatar.vertices))
 
     def show(self, key: Any) -> None:
         """Make avatar ``key`` the only visible one."""
@@ -296,25 +332,31 @@ class Studio:
             obj.hide_render = other != key
         self.current = key
 
-    def pose(self, vertices: np.ndarray) -> None:
-        """Move the shown avatar's vertices to ``vertices`` (V, 3), motion coordinates."""
-        mesh = self.avatars[self.current].data
-        mesh.vertices.foreach_set("co", to_blender(vertices).ravel())
-        mesh.update()
-        if self.settings.shadows and self.scene.render.engine == "BLENDER_WORKBENCH":
-            self.contact_shadow(np.asarray(vertices)[self._occluders[self.current]])
+    @property
+    def draws_shadow(self) -> bool:
+        """Whether frames get the contact-shadow patch (Workbench with shadows on)."""
+        return self.settings.shadows and self.scene.render.engine == "BLENDER_WORKBENCH"
 
-    def contact_shadow(self, points: np.ndarray) -> None:
-        """Darken the grid softly under body ``points`` (P, 3) that come near the floor (Workbench only)."""
-        low = points[points[:, 1] < 0.6]
-        centre = (low if len(low) else points)[:, [0, 2]].mean(axis=0)
-        window = floor.shadow_window(self.layout, centre)
-        _set_image(
-            self._shadow_node, "contact_shadow", floor.shadow_texture(self._grid_pixels, self.layout, window, points)
-        )
-        row0, col0, n = window
-        origin = self.layout.origin + np.array([col0, row0]) * self.layout.texel
-        self._place(self.shadow, origin, np.full(2, n * self.layout.texel))
+    def shadow_maker(self) -> Callable[[np.ndarray], floor.ShadowPatch]:
+        """vertices (V, 3) -> contact shadow of a body so posed on the current floor.
+
+        numpy only and bound to the floor of the moment: it may run in another thread meanwhile.
+        """
+        return partial(floor.body_shadow, self.layout)
+
+    def pose(self, vertices: np.ndarray, shadow: floor.ShadowPatch | None = None) -> None:
+        """Move the shown avatar's vertices to ``vertices`` (V, 3), motion coordinates; ``shadow``: its precomputed
+        contact shadow (computed here when needed and not given)."""
+        mesh = self.avatars[self.current].data
+        mesh.attributes["position"].data.foreach_set("vector", to_blender(vertices).ravel())
+        mesh.update()
+        if self.draws_shadow:
+            self.lay_shadow(shadow if shadow is not None else self.shadow_maker()(vertices))
+
+    def lay_shadow(self, patch: floor.ShadowPatch) -> None:
+        """Show a contact-shadow patch (Workbench only): it darkens the grid softly under the body."""
+        _set_image(self._shadow_node, "contact_shadow", patch.texture)
+        self._place(self.shadow, patch.origin, np.full(2, patch.size))
         self.shadow.hide_render = False
 
     def aim(self, location: np.ndarray, target: np.ndarray, fov_deg: float) -> None:
@@ -326,9 +368,17 @@ class Studio:
         self.rig.location = look
 
     def render(self) -> np.ndarray:
-        """Render the current frame; (H, W, 3) uint8 RGB (FXAA applied when enabled)."""
+        """Render the current frame; (H, W, 3) uint8 sRGB (FXAA applied when enabled)."""
+        return self.finish(self.render_raw())
+
+    def render_raw(self) -> np.ndarray:
+        """Render the current frame as Blender outputs it: (H, 3, W) float32 scene-linear R, G, B planes."""
         bpy.ops.render.render(write_still=True)
-        image = np.ascontiguousarray(iio.imread(self.scene.render.filepath)[..., :3])
+        return read_exr_planes(self.scene.render.filepath)
+
+    def finish(self, planes: np.ndarray) -> np.ndarray:
+        """The final (H, W, 3) uint8 sRGB frame of a raw render (FXAA when enabled); numpy only, thread-safe."""
+        image = encode_srgb(planes)
         return fxaa(image) if self.settings.fxaa else image
 
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 The studio and the avatars are loaded once; clips already done are skipped (so a rerun after a kill
 renders only what is missing); a clip that fails is recorded as a rejection and the rest go on.
-Per shard: ``{frames_dir}/{shard}.rejected.csv`` (stage ``render``) and the marker ``{frames_dir}/{shard}.done``.
+Per shard: ``{frames_dir}/{shard}.rejected.csv`` (stage ``render``) and the marker ``{frames_dir}/{shard}.done``;
+once all shards are done, :mod:`lavimo.render.rejects` merges the lists into the dataset's ``rejected.csv``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,11 @@ from tqdm import tqdm
 
 from lavimo.avatars.assign import avatar_for_clip
 from lavimo.io import LavimoInputError, Rejection, save_json, write_rejections
-from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, is_done, render_clip
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, ClipPlan, ahead, is_done, plan_clip, render_clip
+from lavimo.render.rejects import STAGE, shard_rejections_path
 from lavimo.render.scene import Studio, StudioSettings
 
 log = logging.getLogger(__name__)
-
-STAGE = "render"
 
 
 @dataclass(frozen=True)
@@ -91,20 +92,41 @@ def render_pending(
     studio = Studio(settings)
     bank = AvatarBank(avatars_dir, studio)
     report.setup_seconds += time.perf_counter() - start
+    shadows = studio.draws_shadow and not options.every_frame  # read here: the planner thread must not touch bpy
+
+    def prepare(item: PendingClip) -> tuple[ClipJob | None, ClipPlan | None, Exception | None]:
+        """Load and plan a clip (numpy only: runs in the planner thread while the previous clip renders)."""
+        try:
+            job = ClipJob(item.clip_id, item.avatar, item.fps, item.load())
+            avatar = bank.data(item.avatar)
+            plan = plan_clip(job, avatar, options, lambda layout: not studio.has_grid(layout), shadows)
+        except Exception as error:  # reported when the clip's turn comes
+            return None, None, error
+        return job, plan, None
+
+    start = time.perf_counter()
     try:
-        for item in tqdm(pending, desc=f"render {source}", unit="clip", mininterval=2.0):
-            started = time.perf_counter()
-            try:
-                job = ClipJob(item.clip_id, item.avatar, item.fps, item.load())
-                meta = render_clip(studio, bank, job, frames_dir, renders_dir, options)
-            except Exception as error:  # whatever one clip does wrong, the shard goes on
-                log.warning("%s: rejected (%s)", item.clip_id, error)
-                report.rejected.append(Rejection(item.clip_id, STAGE, source, f"{type(error).__name__}: {error}"))
-            else:
-                report.rendered.append(item.clip_id)
-                report.frames += len(job.joints) if options.every_frame else len(set(meta["indices"]))
-            report.render_seconds += time.perf_counter() - started
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lavimo-plan") as planner,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="lavimo-frames") as pool,
+        ):
+            planned = ahead(planner, prepare, pending, depth=1)
+            for item, (job, plan, failure) in tqdm(
+                zip(pending, planned, strict=True), total=len(pending), desc=f"render {source}", unit="clip",
+                mininterval=2.0,
+            ):  # fmt: skip
+                try:
+                    if failure is not None:
+                        raise failure
+                    meta = render_clip(studio, bank, job, frames_dir, renders_dir, options, pool, plan)
+                except Exception as error:  # whatever one clip does wrong, the shard goes on
+                    log.warning("%s: rejected (%s)", item.clip_id, error)
+                    report.rejected.append(Rejection(item.clip_id, STAGE, source, f"{type(error).__name__}: {error}"))
+                else:
+                    report.rendered.append(item.clip_id)
+                    report.frames += len(job.joints) if options.every_frame else len(set(meta["indices"]))
     finally:
+        report.render_seconds += time.perf_counter() - start
         studio.close()
     return report
 
@@ -153,7 +175,7 @@ def render_shard(
     pending = shard_pending(ds_dir, shard, frames_dir, video_dir, report)
     log.info("shard %s: %d to render, %d already done", shard, len(pending), len(report.skipped))
     render_pending(pending, avatars_dir, frames_dir, video_dir, settings, options, f"shard {shard}", report)
-    write_rejections(frames_dir / f"{shard}.rejected.csv", report.rejected, STAGE)
+    write_rejections(shard_rejections_path(frames_dir, shard), report.rejected, STAGE)
     save_json(frames_dir / f"{shard}.done", {"shard": shard, "engine": settings.engine, **report.summary()})
     return report
 
