@@ -681,8 +681,9 @@ class _Builder:
         parts.append(
             "<p class=\"lead\">Test-split retrieval in the layout of the paper's Tables 1&ndash;4 (TMR's protocols): "
             "(a) the whole test split; (b) the same, counting a candidate as correct when its caption's sentence "
-            "similarity to the query's exceeds the threshold; (c) the 100-clip dissimilar subset; (d) shuffled "
-            "batches of 32, averaged. R@k in %, MedR = median rank. The best value of each column within a "
+            "similarity to the query's exceeds the threshold; (c) the dissimilar subset of splits/nsim_test.txt "
+            "(100 clips in TMR; fewer on small sets); (d) shuffled batches of 32, averaged. "
+            "R@k in %, MedR = median rank. The best value of each column within a "
             "protocol is bold.</p>"
         )
         for ds in self.datasets:
