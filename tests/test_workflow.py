@@ -52,15 +52,17 @@ def test_snakemake_lint_is_clean(repo_root: Path) -> None:
     assert "Lints for" not in result.stdout + result.stderr
 
 
+def _dry_run_without_humanml3d(repo_root: Path, missing: Path, target: str) -> subprocess.CompletedProcess[str]:
+    """`snakemake -n TARGET` with datasets.humanml3d.root pointing at a folder that does not exist."""
+    config = f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"
+    return subprocess.run(
+        [SNAKEMAKE, "-n", target, "--config", config], cwd=repo_root, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-HumanML3D"
-    result = subprocess.run(
-        [SNAKEMAKE, "-n", "prepare_humanml3d", "--config", f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _dry_run_without_humanml3d(repo_root, missing, "prepare_humanml3d")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert str(missing) in output
@@ -69,13 +71,7 @@ def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_pa
 
 def test_training_without_the_dataset_stops_at_once_with_the_prepare_error(repo_root: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-HumanML3D"
-    result = subprocess.run(
-        [SNAKEMAKE, "-n", "train_humanml3d", "--config", f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _dry_run_without_humanml3d(repo_root, missing, "train_humanml3d")
     output = result.stdout + result.stderr
     assert result.returncode != 0 and str(missing) in output and "datasets.humanml3d.root" in output
     assert "rule train" not in output  # stopped while building the DAG, before any training job
