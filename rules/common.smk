@@ -91,6 +91,7 @@ def render_args(wildcards):
         "--mode", render["mode"],
         "--num-frames", render["num_frames"],
         "--resolution", render["resolution"],
+        "--mesh-detail", render["mesh_detail"],
         "--renders-dir", f"{RESULTS}/{wildcards.ds}/renders",
     ]  # fmt: skip
     if render["video"]:

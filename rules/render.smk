@@ -5,6 +5,7 @@
 # studio options of the contact sheets: the dataset frames' engine and resolution
 SHEET_ARGS = shlex.join(
     ["--engine", config["render"]["engine"], "--resolution", str(config["render"]["resolution"])]
+    + ["--mesh-detail", str(config["render"]["mesh_detail"])]
     + (["--force-engine"] if config["render"]["force_engine"] else [])
 )
 # what `render_{ds}` builds besides the shards: the merged rejections and the contact sheets

@@ -15,6 +15,7 @@ import pytest
 from lavimo.avatars.build import AVATAR_KEYS, Avatar, build_avatars, face_regions, load_avatar
 from lavimo.avatars.presets import NUM_PRESETS, PRESETS, REGION_NAMES
 from lavimo.avatars.retarget import Posed, bone_errors_deg, contact_heights, retarget
+from lavimo.avatars.simplify import simplify_avatar
 from lavimo.avatars.skinning import skin
 from lavimo.io import LavimoInputError
 from lavimo.motion.skeleton import T2M_PARENTS
@@ -229,6 +230,43 @@ def test_skinning_rest_pose_reproduces_mesh(anny_avatars: list[Avatar]) -> None:
     out = skin(a, posed)
     assert out.shape == (2, len(a.vertices), 3) and out.dtype == np.float32
     assert np.abs(out - a.vertices).max() < 1e-5
+
+
+def test_simplified_avatar_is_half_the_triangles_on_the_same_surface(anny_avatars: list[Avatar]) -> None:
+    from scipy.spatial import cKDTree
+
+    full = anny_avatars[4]
+    light = simplify_avatar(full, 0.5)
+    assert simplify_avatar(full, 1.0) is full
+    assert 0.45 < len(light.faces) / len(full.faces) < 0.55 and light.faces.max() < len(light.vertices)
+    assert np.unique(light.faces).size == len(light.vertices)  # no unattached vertex
+    assert light.vertices.dtype == full.vertices.dtype and light.faces.dtype == full.faces.dtype
+    assert np.array_equal(light.rest_joints, full.rest_joints) and light.preset == full.preset
+    np.testing.assert_allclose(light.skin_weights.sum(1), 1.0, atol=1e-5)
+    distance, _ = cKDTree(full.vertices).query(light.vertices)
+    # on the body (original edges reach 4-5 cm), not in the air
+    assert np.percentile(distance, 99) < 0.015 and distance.max() < 0.035
+    assert abs(light.height - full.height) < 0.01
+    share = np.bincount(full.vertex_region, minlength=len(REGION_NAMES)) / len(full.vertices)
+    light_share = np.bincount(light.vertex_region, minlength=len(REGION_NAMES)) / len(light.vertices)
+    assert np.array_equal(share > 0, light_share > 0) and np.abs(share - light_share).max() < 0.05
+    again = simplify_avatar(full, 0.5)
+    assert np.array_equal(again.vertices, light.vertices) and np.array_equal(again.faces, light.faces)
+    with pytest.raises(ValueError, match="keep"):
+        simplify_avatar(full, 0.0)
+
+
+def test_simplified_avatar_poses_like_the_full_one(anny_avatars: list[Avatar], fixture_joints: np.ndarray) -> None:
+    from scipy.spatial import cKDTree
+
+    full = anny_avatars[7]
+    light = simplify_avatar(full, 0.5)
+    at_rest = np.percentile(cKDTree(full.vertices).query(light.vertices)[0], 99)
+    posed = retarget(full, fixture_joints)
+    frames = np.linspace(0, len(fixture_joints) - 1, 6).astype(int)
+    for full_mesh, light_mesh in zip(skin(full, posed, frames), skin(light, posed, frames), strict=True):
+        distance, _ = cKDTree(full_mesh).query(light_mesh)
+        assert np.percentile(distance, 99) < at_rest + 0.003 and distance.max() < 0.08  # stays on the posed body
 
 
 def _check_retarget(avatar: Avatar, joints: np.ndarray) -> tuple[float, float, float]:

@@ -326,6 +326,27 @@ def test_same_clip_renders_identically_twice(
     assert np.array_equal(read_frames(again / "walk"), read_frames(frames_dir / "walk"))
 
 
+def test_full_avatar_mesh_renders_almost_the_same_frames(
+    shard_frames: tuple[Path, dict], avatars_dir: Path, tmp_path: Path
+) -> None:
+    frames_dir, _ = shard_frames  # rendered at the default mesh detail, 0.5
+    joints = tmp_path / "walk.npy"
+    joints.write_bytes(WALK.read_bytes())
+    full = tmp_path / "full"
+    lavimo_render(
+        "clips", "--joints", str(joints), "--avatar", str(GOOD["walk"]), "--avatars", str(avatars_dir),
+        "--frames-dir", str(full), "--mesh-detail", "1",
+    )  # fmt: skip
+    light_meta = json.loads((frames_dir / "walk" / "meta.json").read_text())
+    full_meta = json.loads((full / "walk" / "meta.json").read_text())
+    assert 0.45 < light_meta["avatar_triangles"] / full_meta["avatar_triangles"] < 0.55
+    assert light_meta["indices"] == full_meta["indices"]
+    a, b = read_frames(full / "walk").astype(int), read_frames(frames_dir / "walk").astype(int)
+    assert not np.array_equal(a, b)
+    differs = (np.abs(a - b).max(axis=-1) > 32).mean(axis=(1, 2))
+    assert differs.max() < 0.01, differs  # a few pixels along the outline and the clothing edges
+
+
 def test_rerun_renders_only_what_is_missing(
     shard_frames: tuple[Path, dict], dataset: Path, avatars_dir: Path, tmp_path: Path
 ) -> None:

@@ -32,6 +32,9 @@ def _studio_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-shadow", action="store_true", help="Workbench: no contact shadow")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for rendering (0: all cores)")
+    parser.add_argument(
+        "--mesh-detail", type=float, default=0.5, help="fraction of each avatar's triangles rendered, in (0, 1]"
+    )
 
 
 def _clip_args(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +103,8 @@ def _settings(args: argparse.Namespace):
     from lavimo.render.engines import check_engine
 
     check_engine(args.engine, args.force_engine)
+    if not 0.0 < args.mesh_detail <= 1.0:
+        raise LavimoInputError("--mesh-detail", f"must be in (0, 1], got {args.mesh_detail}")
     if args.threads > 0:  # software OpenGL (llvmpipe) reads this when Blender starts its GPU context
         os.environ.setdefault("LP_NUM_THREADS", str(args.threads))
     from lavimo.render.scene import StudioSettings
@@ -114,6 +119,7 @@ def _settings(args: argparse.Namespace):
         samples=args.samples,
         device=args.device,
         threads=args.threads,
+        mesh_detail=args.mesh_detail,
     )
 
 

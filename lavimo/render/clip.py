@@ -24,6 +24,7 @@ import numpy as np
 from lavimo import __version__
 from lavimo.avatars.build import Avatar, load_avatar
 from lavimo.avatars.retarget import retarget
+from lavimo.avatars.simplify import simplify_avatar
 from lavimo.avatars.skinning import skin
 from lavimo.io import LavimoInputError, save_json
 from lavimo.motion.skeleton import NUM_JOINTS
@@ -75,7 +76,8 @@ class ClipJob:
 
 
 class AvatarBank:
-    """Avatars of one folder ``{00..12}.npz``, each loaded once and added to the studio on first use.
+    """Avatars of one folder ``{00..12}.npz``, each loaded once (simplified to the studio's ``mesh_detail``)
+    and added to the studio on first use.
 
     ``data`` (numpy only) may be called from another thread; ``get`` (adds the mesh to Blender) may not.
     """
@@ -99,7 +101,7 @@ class AvatarBank:
                 path = self.dir / f"{index:02d}.npz"
                 if not path.exists():
                     raise LavimoInputError(path, "avatar file missing")
-                self._loaded[index] = load_avatar(path)
+                self._loaded[index] = simplify_avatar(load_avatar(path), self.studio.settings.mesh_detail)
             return self._loaded[index]
 
     def get(self, index: int) -> Avatar:
@@ -344,6 +346,7 @@ def _meta(
         "fps": job.fps,
         "avatar": job.avatar,
         "avatar_name": avatar.name,
+        "avatar_triangles": len(avatar.faces),
         "engine": settings.engine,
         "resolution": [settings.resolution, settings.resolution],
         "mode": "video" if options.every_frame else "frames",

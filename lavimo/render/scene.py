@@ -49,6 +49,11 @@ class StudioSettings:
     samples: int = 32  # Cycles / EEVEE samples
     device: str = "CPU"  # Cycles: CPU | GPU
     threads: int = 0  # render threads; 0: all cores
+    mesh_detail: float = 0.5  # fraction of an avatar's triangles rendered (0.5: anny as light as SMPL's 13,776)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.mesh_detail <= 1.0:
+            raise ValueError(f"mesh_detail must be in (0, 1], got {self.mesh_detail}")
 
 
 def to_blender(points: np.ndarray) -> np.ndarray:
