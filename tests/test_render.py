@@ -194,6 +194,17 @@ def test_linear_frames_are_encoded_with_the_srgb_curve() -> None:
     assert readback.linear_to_srgb8(np.float32(0.5)) == 188 and readback.linear_to_srgb8(np.float32(2.0)) == 255
 
 
+def test_half_floats_are_encoded_like_their_full_precision_values() -> None:
+    linear = np.linspace(-0.1, 1.2, 20001).astype(np.float16)
+    from_half = readback.linear_to_srgb8(linear).astype(int)
+    from_float = readback.linear_to_srgb8(linear.astype(np.float32)).astype(int)
+    assert np.abs(from_half - from_float).max() <= 1 and (from_half != from_float).mean() < 0.01
+    assert readback.linear_to_srgb8(np.float16(0.5)) == 188 and readback.linear_to_srgb8(np.float16(np.nan)) == 0
+    planes = np.stack([linear[:300].reshape(3, 100)] * 2)  # (H=2, 3, W=100)
+    image = readback.encode_srgb(planes)
+    assert image.shape == (2, 100, 3) and np.array_equal(image[0, :, 1], from_half[100:200])
+
+
 def test_exr_reader_refuses_what_it_does_not_read(tmp_path: Path) -> None:
     (tmp_path / "x.exr").write_bytes(b"not an exr at all")
     with pytest.raises(ValueError, match="not an OpenEXR"):
@@ -471,6 +482,53 @@ def test_contact_sheets(shard_frames: tuple[Path, dict], dataset: Path, avatars_
         "--dataset-dir", str(dataset), "--pick", "1", "--tile", "64", "--resolution", "128",
     )  # fmt: skip
     assert iio.imread(one_on_all).shape[1] == 5 * (64 + 4) + 4  # 13 avatars, 5 per row
+
+
+SRGB_RUNNER = """
+import json
+import sys
+import bpy
+import imageio.v3 as iio
+import numpy as np
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, plan_clip
+from lavimo.render.readback import encode_srgb
+from lavimo.render.scene import Studio, StudioSettings
+
+studio = Studio(StudioSettings(fxaa=False))
+bank = AvatarBank(sys.argv[1], studio)
+job = ClipJob("walk", 3, 20.0, np.load(sys.argv[2]))
+plan = plan_clip(job, bank.get(3), ClipOptions(), shadows=True)
+studio.lay_grid(plan.layout)
+studio.show(3)
+frame = int(plan.frames[3])
+studio.pose(plan.sampled_vertices[3], plan.shadows[3])
+studio.aim(plan.camera.locations[frame], plan.camera.targets[frame], plan.camera.fov_deg)
+planes = studio.render_raw()
+ours = encode_srgb(planes)
+settings = studio.scene.render.image_settings
+settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+studio.scene.render.filepath = sys.argv[3]
+bpy.ops.render.render(write_still=True)
+blender = iio.imread(sys.argv[3])
+difference = np.abs(ours.astype(int) - blender.astype(int))
+print(json.dumps({"dtype": str(planes.dtype), "shapes": [ours.shape, blender.shape],
+                  "largest": int(difference.max()), "share": float((difference > 0).mean())}))
+"""
+
+
+def test_frames_match_blenders_own_8_bit_output(avatars_dir: Path, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SRGB_RUNNER, str(avatars_dir), str(WALK), str(tmp_path / "blender.png")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["dtype"] == "float16"  # Blender writes half floats, encoded through the half-float lookup
+    assert result["shapes"] == [[512, 512, 3], [512, 512, 3]]
+    assert result["largest"] <= 1 and result["share"] < 0.001  # the same picture, at most one level apart
 
 
 POOL_RUNNER = """

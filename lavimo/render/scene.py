@@ -185,9 +185,9 @@ class Studio:
         render.resolution_percentage = 100
         render.film_transparent = False
         render.dither_intensity = 0.0  # no noise: deterministic, clean flat areas
-        image = render.image_settings  # scene-linear float, no colour management: encoded to sRGB by numpy
+        image = render.image_settings  # scene-linear half float, no colour management: encoded to sRGB by numpy
         image.file_format, image.color_mode = "OPEN_EXR", "RGB"
-        image.color_depth, image.exr_codec = "32", "NONE"
+        image.color_depth, image.exr_codec = "16", "NONE"
         render.filepath = str(Path(self._tmp.name) / "frame.exr")
         if self.settings.threads > 0:
             render.threads_mode = "FIXED"
@@ -377,7 +377,7 @@ class Studio:
         return self.finish(self.render_raw())
 
     def render_raw(self) -> np.ndarray:
-        """Render the current frame as Blender outputs it: (H, 3, W) float32 scene-linear R, G, B planes."""
+        """Render the current frame as Blender outputs it: (H, 3, W) float16 scene-linear R, G, B planes."""
         bpy.ops.render.render(write_still=True)
         return read_exr_planes(self.scene.render.filepath)
 
