@@ -381,6 +381,29 @@ def test_rerun_renders_only_what_is_missing(
     assert not (frames_dir / ".short.tmp-99999").exists()
 
 
+def test_rerun_with_other_settings_or_joints_renders_again(walk: np.ndarray, avatars_dir: Path, tmp_path: Path) -> None:
+    joints, out, stats = tmp_path / "clip.npy", tmp_path / "frames", tmp_path / "stats.json"
+    np.save(joints, walk[60:90])
+
+    def render(*extra: str) -> dict:
+        lavimo_render(
+            "clips", "--joints", str(joints), "--avatar", "4", "--avatars", str(avatars_dir),
+            "--frames-dir", str(out), "--resolution", "128", "--stats", str(stats), *extra,
+        )  # fmt: skip
+        return json.loads(stats.read_text())
+
+    assert render()["rendered"] == 1
+    signature = json.loads((out / "clip" / "meta.json").read_text())["signature"]
+    assert isinstance(signature, str) and len(signature) == 20
+    assert render()["skipped"] == 1  # same joints, avatar and settings: done
+    assert render("--threads", "1")["skipped"] == 1  # the thread count changes nothing in the pictures
+    assert render("--num-frames", "4")["rendered"] == 1
+    assert len(list((out / "clip").glob("*.png"))) == 4
+    np.save(joints, walk[100:130])  # same clip id, other motion
+    assert render("--num-frames", "4")["rendered"] == 1
+    assert json.loads((out / "clip" / "meta.json").read_text())["signature"] != signature
+
+
 def test_video_mode_writes_an_mp4_and_the_same_sampled_frames(
     shard_frames: tuple[Path, dict], avatars_dir: Path, walk: np.ndarray, tmp_path: Path
 ) -> None:

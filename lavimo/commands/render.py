@@ -165,11 +165,13 @@ def run_clips(args: argparse.Namespace) -> int:
     """`lavimo render clips`."""
     settings, options = _settings(args), _options(args)
     from lavimo.io import write_rejections
+    from lavimo.render.clip import RenderSignature
     from lavimo.render.shard import STAGE, RenderReport, joint_file_pending, render_pending
 
     report = RenderReport()
     video_dir = _renders_dir(args) if options.video else None
-    pending = joint_file_pending(args.joints, args.frames_dir, video_dir, args.fps, args.avatar, report)
+    signature = RenderSignature(settings, options, args.avatars)
+    pending = joint_file_pending(args.joints, args.frames_dir, video_dir, args.fps, args.avatar, signature, report)
     render_pending(pending, args.avatars, args.frames_dir, video_dir, settings, options, "joint files", report)
     if report.rejected:
         write_rejections(Path(args.frames_dir) / "clips.rejected.csv", report.rejected, STAGE)

@@ -2,12 +2,17 @@
 
 Output of a clip: ``{frames_dir}/{clip_id}/00.png .. {n-1}.png`` and ``meta.json`` (written in a temporary
 folder renamed into place, so the folder exists only when complete) and, with ``video``, the H.264
-``{renders_dir}/{clip_id}.mp4`` at the clip's fps (written before the frame folder).
+``{renders_dir}/{clip_id}.mp4`` at the clip's fps (written before the frame folder). ``meta.json`` keeps the
+clip's :class:`RenderSignature`: a clip counts as done only when it was rendered from the same joints, avatar
+file and settings, so a rerun with other settings renders it again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import os
 import shutil
 import threading
@@ -32,7 +37,7 @@ from lavimo.render import floor
 from lavimo.render.floor import GridLayout
 from lavimo.render.framing import CameraPath, CameraRig, camera_path, sample_frame_indices
 from lavimo.render.png import encode_png
-from lavimo.render.scene import Studio
+from lavimo.render.scene import Studio, StudioSettings
 from lavimo.render.video import VideoWriter
 
 MODES = ("frames", "video")
@@ -73,6 +78,37 @@ class ClipJob:
     avatar: int
     fps: float
     joints: np.ndarray  # (T, 22, 3) canonical joints, metres, Y up
+    signature: str | None = None  # RenderSignature of the clip, recorded in its meta.json
+
+
+def _sha1(data: bytes) -> str:
+    return hashlib.sha1(data, usedforsecurity=False).hexdigest()
+
+
+class RenderSignature:
+    """Digest of everything a clip's frames depend on: its joints, fps and avatar file, the studio settings and
+    the clip options (not the thread count, which changes nothing in the pictures), and lavimo's version."""
+
+    def __init__(self, settings: StudioSettings, options: ClipOptions, avatars_dir: str | os.PathLike[str]) -> None:
+        studio = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("threads", "force_engine")}
+        self._base = json.dumps(
+            {"settings": studio, "options": dataclasses.asdict(options), "lavimo": __version__}, sort_keys=True
+        )
+        self._avatars_dir = Path(avatars_dir)
+        self._avatar_digests: dict[int, str] = {}
+
+    def avatar_digest(self, index: int) -> str:
+        """SHA-1 of avatar file ``index`` (read once); "missing" when there is no such file."""
+        if index not in self._avatar_digests:
+            path = self._avatars_dir / f"{index:02d}.npz"
+            self._avatar_digests[index] = _sha1(path.read_bytes()) if path.exists() else "missing"
+        return self._avatar_digests[index]
+
+    def __call__(self, avatar: int, fps: float, joints: np.ndarray) -> str:
+        """The signature of a clip."""
+        motion = _sha1(np.ascontiguousarray(joints, dtype=np.float32).tobytes())
+        clip = json.dumps({"avatar": self.avatar_digest(avatar), "fps": float(fps), "joints": motion})
+        return _sha1((self._base + clip).encode())[:20]
 
 
 class AvatarBank:
@@ -134,10 +170,23 @@ def video_path(renders_dir: str | os.PathLike[str], clip_id: str) -> Path:
     return Path(renders_dir) / f"{clip_id}.mp4"
 
 
-def is_done(frames_dir: str | os.PathLike[str], clip_id: str, renders_dir: str | os.PathLike[str] | None) -> bool:
-    """Whether the clip's frames (and its mp4 when ``renders_dir`` is given) are complete."""
-    if not (clip_dir(frames_dir, clip_id) / META).exists():
+def is_done(
+    frames_dir: str | os.PathLike[str],
+    clip_id: str,
+    renders_dir: str | os.PathLike[str] | None,
+    signature: str | None = None,
+) -> bool:
+    """Whether the clip's frames (and its mp4 when ``renders_dir`` is given) are complete and, when a
+    ``signature`` is given, rendered with it."""
+    meta = clip_dir(frames_dir, clip_id) / META
+    if not meta.exists():
         return False
+    if signature is not None:
+        try:
+            if json.loads(meta.read_text()).get("signature") != signature:
+                return False
+        except (OSError, ValueError):  # unreadable: render it again
+            return False
     return renders_dir is None or video_path(renders_dir, clip_id).exists()
 
 
@@ -357,5 +406,6 @@ def _meta(
             "fov_deg": options.rig.fov_deg,
         },
         "lavimo": __version__,
+        "signature": job.signature,
         "seconds": round(seconds, 3),
     }

@@ -1,7 +1,8 @@
 """Render many clips in one Blender process: a whole motion shard, or a list of joint files.
 
-The studio and the avatars are loaded once; clips already done are skipped (so a rerun after a kill
-renders only what is missing); a clip that fails is recorded as a rejection and the rest go on.
+The studio and the avatars are loaded once; clips already done with the same joints, avatar and settings
+are skipped (so a rerun after a kill renders only what is missing, and a rerun with other settings renders
+again); a clip that fails is recorded as a rejection and the rest go on.
 Per shard: ``{frames_dir}/{shard}.rejected.csv`` (stage ``render``) and the marker ``{frames_dir}/{shard}.done``;
 once all shards are done, :mod:`lavimo.render.rejects` merges the lists into the dataset's ``rejected.csv``.
 """
@@ -23,7 +24,17 @@ from tqdm import tqdm
 
 from lavimo.avatars.assign import avatar_for_clip
 from lavimo.io import LavimoInputError, Rejection, save_json, write_rejections
-from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, ClipPlan, ahead, is_done, plan_clip, render_clip
+from lavimo.render.clip import (
+    AvatarBank,
+    ClipJob,
+    ClipOptions,
+    ClipPlan,
+    RenderSignature,
+    ahead,
+    is_done,
+    plan_clip,
+    render_clip,
+)
 from lavimo.render.rejects import STAGE, shard_rejections_path
 from lavimo.render.scene import Studio, StudioSettings
 
@@ -38,6 +49,7 @@ class PendingClip:
     avatar: int
     fps: float
     load: Callable[[], np.ndarray]
+    signature: str | None = None  # recorded in the clip's meta.json
 
 
 @dataclass
@@ -97,7 +109,7 @@ def render_pending(
     def prepare(item: PendingClip) -> tuple[ClipJob | None, ClipPlan | None, Exception | None]:
         """Load and plan a clip (numpy only: runs in the planner thread while the previous clip renders)."""
         try:
-            job = ClipJob(item.clip_id, item.avatar, item.fps, item.load())
+            job = ClipJob(item.clip_id, item.avatar, item.fps, item.load(), item.signature)
             avatar = bank.data(item.avatar)
             plan = plan_clip(job, avatar, options, lambda layout: not studio.has_grid(layout), shadows)
         except Exception as error:  # reported when the clip's turn comes
@@ -131,30 +143,53 @@ def render_pending(
     return report
 
 
+def _pending(
+    clip_id: str,
+    avatar: int,
+    fps: float,
+    joints: np.ndarray,
+    frames_dir: str | os.PathLike[str],
+    renders_dir: str | os.PathLike[str] | None,
+    signature: RenderSignature,
+    report: RenderReport,
+) -> PendingClip | None:
+    """The clip to render, or None (and listed as skipped) when it is done with this signature."""
+    clip_signature = signature(avatar, fps, joints)
+    if is_done(frames_dir, clip_id, renders_dir, clip_signature):
+        report.skipped.append(clip_id)
+        return None
+    return PendingClip(clip_id, avatar, fps, lambda: joints, clip_signature)
+
+
 def shard_pending(
     ds_dir: str | os.PathLike[str],
     shard: str,
     frames_dir: str | os.PathLike[str],
     renders_dir: str | os.PathLike[str] | None,
+    signature: RenderSignature,
     report: RenderReport,
 ) -> list[PendingClip]:
-    """Clips of ``shard`` (from the dataset's manifest) that are not rendered yet; the rest go to ``report.skipped``."""
+    """Clips of ``shard`` (from the dataset's manifest) not rendered yet with ``signature``; the rest go to
+    ``report.skipped``."""
     import pandas as pd
 
-    from lavimo.datasets.manifest import load_manifest, load_motion
+    from lavimo.datasets.manifest import iter_shard, load_manifest
 
     manifest = load_manifest(ds_dir)
-    rows = manifest[manifest["shard"].astype(str) == str(shard)]
+    rows = manifest[manifest["shard"].astype(str) == str(shard)].set_index("clip_id")
     if rows.empty:
         raise LavimoInputError(Path(ds_dir) / "manifest.parquet", f"no clips in shard {shard!r}")
+    joints = {clip_id: j for clip_id, j, _ in iter_shard(ds_dir, str(shard)) if clip_id in rows.index}
     pending = []
-    for row in rows.itertuples(index=False):
-        clip_id = str(row.clip_id)
-        if is_done(frames_dir, clip_id, renders_dir):
-            report.skipped.append(clip_id)
+    for clip_id, row in rows.iterrows():
+        clip_id = str(clip_id)
+        if clip_id not in joints:
+            report.rejected.append(Rejection(clip_id, STAGE, f"shard {shard}", "no motion in the shard file"))
             continue
-        avatar = avatar_for_clip(clip_id) if pd.isna(row.avatar) else int(row.avatar)
-        pending.append(PendingClip(clip_id, avatar, float(row.fps), lambda c=clip_id: load_motion(ds_dir, c)[0]))
+        avatar = avatar_for_clip(clip_id) if pd.isna(row["avatar"]) else int(row["avatar"])
+        item = _pending(clip_id, avatar, float(row["fps"]), joints[clip_id], frames_dir, renders_dir, signature, report)
+        if item is not None:
+            pending.append(item)
     return pending
 
 
@@ -172,7 +207,8 @@ def render_shard(
     frames_dir.mkdir(parents=True, exist_ok=True)
     report = RenderReport()
     video_dir = renders_dir if options.video else None
-    pending = shard_pending(ds_dir, shard, frames_dir, video_dir, report)
+    signature = RenderSignature(settings, options, avatars_dir)
+    pending = shard_pending(ds_dir, shard, frames_dir, video_dir, signature, report)
     log.info("shard %s: %d to render, %d already done", shard, len(pending), len(report.skipped))
     render_pending(pending, avatars_dir, frames_dir, video_dir, settings, options, f"shard {shard}", report)
     write_rejections(shard_rejections_path(frames_dir, shard), report.rejected, STAGE)
@@ -186,15 +222,21 @@ def joint_file_pending(
     renders_dir: str | os.PathLike[str] | None,
     fps: float,
     avatar: int | None,
+    signature: RenderSignature,
     report: RenderReport,
 ) -> list[PendingClip]:
-    """Clips from joint ``.npy`` files (clip id = file stem) not rendered yet."""
+    """Clips from joint ``.npy`` files (clip id = file stem) not rendered yet with ``signature``; an unreadable
+    file becomes a rejection."""
     pending = []
     for path in map(Path, paths):
         clip_id = path.stem
-        if is_done(frames_dir, clip_id, renders_dir):
-            report.skipped.append(clip_id)
+        try:
+            joints = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            report.rejected.append(Rejection(clip_id, STAGE, str(path), f"unreadable joint file: {error}"))
             continue
         chosen = avatar_for_clip(clip_id) if avatar is None else avatar
-        pending.append(PendingClip(clip_id, chosen, fps, lambda p=path: np.load(p, allow_pickle=False)))
+        item = _pending(clip_id, chosen, fps, joints, frames_dir, renders_dir, signature, report)
+        if item is not None:
+            pending.append(item)
     return pending
