@@ -102,9 +102,12 @@ def demo_avatars(config: dict, work: Path) -> Path:
     return work / "avatars"
 
 
-def _render(joint_files: list[Path], avatars: Path, frames_dir: Path, stats: Path) -> tuple[float, float]:
+def _render(
+    joint_files: list[Path], avatars: Path, frames_dir: Path, stats: Path, mesh_detail: float
+) -> tuple[float, float]:
     """Run one `lavimo render clips` process; (wall seconds, CPU seconds of the process and its threads)."""
     command = [sys.executable, "-m", "lavimo.cli", "render", "clips", "--avatars", str(avatars)]
+    command += ["--mesh-detail", str(mesh_detail)]
     command += ["--frames-dir", str(frames_dir), "--stats", str(stats), "--joints", *map(str, joint_files)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -114,9 +117,9 @@ def _render(joint_files: list[Path], avatars: Path, frames_dir: Path, stats: Pat
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _batch_run(files: list[Path], avatars: Path, work: Path, run: int) -> tuple[float, float]:
+def _batch_run(files: list[Path], avatars: Path, work: Path, run: int, mesh_detail: float) -> tuple[float, float]:
     """Render every clip in one process and print its figures; (wall seconds, CPU seconds)."""
-    wall, cpu = _render(files, avatars, work / f"batch{run}", work / f"batch{run}.json")
+    wall, cpu = _render(files, avatars, work / f"batch{run}", work / f"batch{run}.json", mesh_detail)
     stats = json.loads((work / f"batch{run}.json").read_text())
     n = len(files)
     print(
@@ -159,6 +162,7 @@ def bench_render(args: argparse.Namespace) -> int:
     """Print frames/s per process, seconds per clip (batch vs per-clip processes) and the matplotlib baseline."""
     config = _config(args.config)
     count = args.limit or DEFAULT_CLIPS
+    mesh_detail = float(config.get("render", {}).get("mesh_detail", 0.5))
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-render-") as tmp:
         work = Path(tmp)
         clips, source = demo_clips(config, count, work)
@@ -168,14 +172,19 @@ def bench_render(args: argparse.Namespace) -> int:
             files.append(work / "joints" / f"bench{i:03d}.npy")
             files[-1].parent.mkdir(parents=True, exist_ok=True)
             np.save(files[-1], np.asarray(joints, np.float32))
-        print(f"clips: {len(files)} ({source}); avatars: {avatars}; engine workbench, frames mode, 512x512")
+        print(
+            f"clips: {len(files)} ({source}); avatars: {avatars}; engine workbench, frames mode, 512x512, "
+            f"mesh detail {mesh_detail} (render.mesh_detail in {args.config})"
+        )
 
         n = len(files)
         load_before = os.getloadavg()[0]
         # the batch runs before and after the per-clip processes, so that both see the machine's load alike
-        batches = [_batch_run(files, avatars, work, 1)]
-        single = [_render([f], avatars, work / "single", work / f"single{i}.json") for i, f in enumerate(files)]
-        batches.append(_batch_run(files, avatars, work, 2))
+        batches = [_batch_run(files, avatars, work, 1, mesh_detail)]
+        single = [
+            _render([f], avatars, work / "single", work / f"single{i}.json", mesh_detail) for i, f in enumerate(files)
+        ]
+        batches.append(_batch_run(files, avatars, work, 2, mesh_detail))
         batch_wall, batch_cpu = (sum(b[k] for b in batches) / len(batches) for k in (0, 1))
         single_wall, single_cpu = (sum(s[k] for s in single) for k in (0, 1))
         print(
