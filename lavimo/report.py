@@ -4,7 +4,8 @@
 
 - ``{results}/{ds}/manifest.parquet``, ``{results}/{ds}/rejected.csv`` (prepare rejects),
   ``{results}/{ds}/frames/*.rejected.csv`` (render rejects) and the rendered frames
-  ``{results}/{ds}/frames/{clip_id}/00.png .. 07.png``;
+  ``{results}/{ds}/frames/{clip_id}/00.png .. 07.png`` and the render contact sheets
+  ``{results}/{ds}/render_avatars.png`` and ``render_clips.png``;
 - ``{results}/{ds}/runs/{variant}/`` (variant ``3modal`` or ``2modal``): ``config.json``, ``history.jsonl``
   (one JSON object per epoch, optionally with ``val`` metrics), ``metrics.json`` (``protocols`` ->
   direction -> R@1 .. MedR) and ``retrieval.json`` (top-5 candidates per query);
@@ -43,6 +44,18 @@ DATASETS: tuple[str, ...] = ("demo", "humanml3d", "kitml")
 DATASET_LABELS = {"demo": "Demo (Bandai-Namco)", "humanml3d": "HumanML3D", "kitml": "KIT-ML"}
 VARIANTS: tuple[str, ...] = ("2modal", "3modal")  # table row order, as in the paper
 VARIANT_LABELS = {"2modal": "ours 2-modal", "3modal": "ours 3-modal"}
+RENDER_SHEETS = (  # (file in results/{ds}/, what it is, caption) written by the render rules
+    (
+        "render_avatars.png",
+        "render contact sheet: one clip on every avatar",
+        "One clip of the dataset rendered on each of the 13 avatars (Blender, the configured engine).",
+    ),
+    (
+        "render_clips.png",
+        "render contact sheet: the sampled frames of 4 clips",
+        "The sampled frames of 4 clips, as the frame encoder sees them, each clip on its own avatar.",
+    ),
+)
 PROTOCOLS: tuple[tuple[str, str], ...] = (
     ("normal", "(a) All"),
     ("threshold", "(b) All with threshold"),
@@ -636,6 +649,20 @@ class _Builder:
         cls = f' class="{css}"' if css else ""
         return f'<img{cls} src="{uri}" alt="{esc(alt)}">'
 
+    def figure(self, path: Path, alt: str, caption: str) -> str:
+        """The PNG at ``path`` embedded with its caption; a note, listed as missing, when absent or unreadable."""
+        if not path.exists():
+            self.missing.add(f"{alt}: {path} missing")
+            return f'<p class="na">No {esc(alt)}.</p>'
+        try:
+            with Image.open(path) as image:
+                picture = image.convert("RGB")
+            picture.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
+        except OSError as error:
+            self.missing.add(f"{path}: unreadable ({error})")
+            return f'<p class="na">{esc(alt)} unreadable.</p>'
+        return f"<figure>{self.img(png_data_uri(picture), alt)}<figcaption>{caption}</figcaption></figure>"
+
     @property
     def runs(self) -> list[Run]:
         return [run for ds in self.datasets for variant in VARIANTS if (run := ds.runs.get(variant))]
@@ -859,6 +886,9 @@ class _Builder:
             else:
                 parts.append(manifest_table(ds.manifest))
             parts.append(rejections_table(ds.rejections))
+            if ds.manifest is not None:
+                for name, alt, caption in RENDER_SHEETS:
+                    parts.append(self.figure(self.results / ds.name / name, f"{ds.name} {alt}", caption))
         return "".join(parts)
 
     def avatars_section(self) -> str:
@@ -870,22 +900,11 @@ class _Builder:
             sheets = sorted(avatars.glob("*/contact_sheet.png")) or [avatars / "anny" / "contact_sheet.png"]
         for sheet in sheets:
             backend = sheet.parent.name
-            if not sheet.exists():
-                self.missing.add(f"avatar contact sheet {sheet} missing")
-                parts.append(f'<p class="na">No avatar contact sheet for backend {esc(backend)}.</p>')
-                continue
-            try:
-                with Image.open(sheet) as image:
-                    picture = image.convert("RGB")
-                picture.thumbnail((1600, 1600), Image.Resampling.LANCZOS)
-            except OSError as error:
-                self.missing.add(f"{sheet}: unreadable ({error})")
-                continue
-            parts.append(
-                f"<figure>{self.img(png_data_uri(picture), f'avatar contact sheet ({backend})')}<figcaption>The 13 "
-                f"avatars ({esc(backend)} backend) in rest pose. Every clip is rendered on one of them, chosen "
-                "deterministically from the clip id; a mirrored clip uses its source's avatar.</figcaption></figure>"
+            caption = (
+                f"The 13 avatars ({esc(backend)} backend) in rest pose. Every clip is rendered on one of them, chosen "
+                "deterministically from the clip id; a mirrored clip uses its source's avatar."
             )
+            parts.append(self.figure(sheet, f"avatar contact sheet ({backend})", caption))
         return "".join(parts)
 
     def configs_section(self) -> str:

@@ -1,4 +1,5 @@
-# The self-contained HTML report: paper-style tables, training curves, qualitative retrieval, datasets, avatars.
+# The self-contained HTML report: paper-style tables, training curves, qualitative retrieval, datasets (with
+# their render contact sheets), avatars.
 
 
 rule report:
@@ -9,6 +10,9 @@ rule report:
             done for ds in config["datasets_enabled"] for done in rendered_shards(ds)(wildcards)
         ],
         sheet=f"{AVATAR_DIR}/contact_sheet.png",
+        render_sheets=expand(
+            f"{RESULTS}/{{ds}}/render_{{kind}}.png", ds=config["datasets_enabled"], kind=("avatars", "clips")
+        ),
     output:
         html=report(
             f"{RESULTS}/report.html",

@@ -158,6 +158,8 @@ def results(tmp_path: Path, kitml_fixture: Path) -> Path:
         key = f"dataset-1_{content}_{style}_001"
         rows.append(_row(key, split, captions_for(key, content, style), 90, f"resources/demo/{key}.bvh"))
     _manifest(demo, rows)
+    sheet.save(demo / "render_avatars.png")  # the render contact sheets (kitml and humanml3d have none)
+    sheet.crop((0, 0, 4 * 80, 140)).save(demo / "render_clips.png")
     write_rejections(
         demo / "rejected.csv",
         [
@@ -251,7 +253,7 @@ def test_report_tables_images_and_notices(results: Path) -> None:
 
     # every image is an embedded PNG; nothing is fetched
     images = DATA_URI.findall(document)
-    assert len(images) == summary.images >= 1 + 4 + 4  # contact sheet, 4 curves, strips
+    assert len(images) == summary.images >= 3 + 4 + 4  # 3 contact sheets, 4 curves, strips
     for payload in images:
         assert base64.b64decode(payload)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<script" not in document and "<link" not in document and not re.search(r'src="(?!data:)', document)
@@ -275,6 +277,10 @@ def test_report_tables_images_and_notices(results: Path) -> None:
     assert "demo/3modal: no run" in missing
     assert "humanml3d/2modal: protocol (d) Small batches of 32 not in metrics.json" in missing
     assert "kitml: no rendered frames for 1 clip(s)" in missing
+    assert "13 avatars" in document and "One clip of the dataset rendered on each of the 13 avatars" in document
+    assert "The sampled frames of 4 clips" in document
+    render_sheets_missing = [item for item in summary.missing if "render contact sheet" in item]
+    assert len(render_sheets_missing) == 4 and all("demo" not in item for item in render_sheets_missing)
     for item in summary.missing:
         assert html.escape(item) in document
 
