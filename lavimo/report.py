@@ -77,6 +77,7 @@ LOSS_KEYS = ("loss", "loss_align", "loss_mt", "loss_mv", "loss_tv", "loss_recon"
 QUOTED = "quoted from the paper"
 UNAVAILABLE = "published numbers not available offline"
 NOT_EVALUATED = "not evaluated"
+NO_RUNS = '<p class="na">No training runs.</p>'
 
 # The notice CC BY-NC 4.0 requires wherever the Bandai-Namco data (or anything derived from it) appears;
 # the same text as resources/demo/ATTRIBUTION.md (a test keeps them in step).
@@ -757,7 +758,7 @@ class _Builder:
         parts = [self.section("curves", "Training curves")]
         runs = self.runs
         if not runs:
-            return parts[0] + '<p class="na">No training runs.</p>'
+            return parts[0] + NO_RUNS
         try:
             import matplotlib  # noqa: F401
         except ImportError:
@@ -911,7 +912,7 @@ class _Builder:
         parts = [self.section("configs", "Run configurations")]
         runs = self.runs
         if not runs:
-            return parts[0] + '<p class="na">No training runs.</p>'
+            return parts[0] + NO_RUNS
         for run in runs:
             name = f"{run.dataset}/{run.variant}"
             body = _pre_json(run.config) if run.config is not None else '<p class="na">no config.json</p>'
