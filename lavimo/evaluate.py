@@ -10,11 +10,13 @@ import csv
 import io
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lavimo.io import save_json, save_text
+from lavimo.text.similarity import caption_similarity
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,12 @@ def cosine_sims(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def threshold_mask(text_emb: np.ndarray, threshold: float) -> np.ndarray:
-    """(N, N) bool: captions i and j similar, i.e. (1 + cos) / 2 > threshold, or i == j."""
-    cos = cosine_sims(text_emb, text_emb)
-    mask = cos > 2 * threshold - 1  # (1 + cos) / 2 > threshold, written as TMR compares it
+    """(N, N) bool: captions i and j similar, i.e. s = (1 + cos) / 2 > threshold (= ε), or i == j.
+
+    Paper, section 4.2: "we set the threshold to 0.8, same to the negative filtering threshold" (one scale
+    for both: lavimo.text.similarity).
+    """
+    mask = caption_similarity(cosine_sims(text_emb, text_emb)) > threshold
     np.fill_diagonal(mask, True)
     return mask
 
@@ -257,6 +262,20 @@ QUALITATIVE_QUERIES = 8  # queries kept in retrieval.json (for the report's figu
 TOP_K = 5
 
 
+def evaluation_dir(run_dir: Path, trained_on: Path, dataset_dir: Path, split: str, checkpoint: Path) -> Path:
+    """Where an evaluation is written: the run folder itself only for its own test split and model.pt.
+
+    Any other dataset, split or checkpoint goes to ``{run}/evaluations/{dataset}_{split}[_{checkpoint}]/`` so
+    that it never replaces the run's own metrics.
+    """
+    own_data = dataset_dir.resolve() == trained_on.resolve()
+    own_checkpoint = checkpoint.resolve() == (run_dir / "model.pt").resolve()
+    if own_data and split == "test" and own_checkpoint:
+        return run_dir
+    name = f"{dataset_dir.resolve().name}_{split}" + ("" if own_checkpoint else f"_{checkpoint.stem}")
+    return run_dir / "evaluations" / name
+
+
 def evaluate_run(
     run_dir: str | os.PathLike[str],
     dataset_dir: str | os.PathLike[str] | None = None,
@@ -271,12 +290,12 @@ def evaluate_run(
     metrics.json holds.
     """
     import json
-    from pathlib import Path
 
     from lavimo.datasets.retrieval import RetrievalDataset, split_ids
     from lavimo.embed import embed_dataset, load_trained
     from lavimo.io import LavimoInputError, save_npz
     from lavimo.text.sentences import SentenceCache
+    from lavimo.text.similarity import similarity_record
     from lavimo.video.cache import FeatureCache
 
     run_dir = Path(run_dir)
@@ -286,25 +305,31 @@ def evaluate_run(
     config = json.loads(config_path.read_text())
     dataset_dir = Path(dataset_dir or config["dataset_dir"])
     model_path = Path(checkpoint) if Path(checkpoint).is_file() else run_dir / checkpoint
+    out_dir = evaluation_dir(run_dir, Path(config["dataset_dir"]), dataset_dir, split, model_path)
+    if out_dir != run_dir:
+        log.info("not the run's own evaluation (dataset, split or checkpoint differ): writing to %s", out_dir)
     model, stats, state = load_trained(model_path, device)
     extra = {
         "dataset": config.get("dataset", dataset_dir.name),
+        "dataset_dir": str(dataset_dir),
         "variant": config.get("variant"),
         "split": split,
         "threshold": threshold,
+        "caption_similarity": similarity_record(threshold),
         "checkpoint": model_path.name,
         "epoch": int(state.get("epoch", 0)),
     }
     if len(split_ids(dataset_dir, split)) < 2:  # e.g. a handful of demo clips: stratification leaves no test set
         note = f"the {split} split has fewer than 2 clips: nothing to rank"
         log.warning("%s: %s", run_dir, note)
-        write_metrics({}, run_dir / "metrics.json", run_dir / "metrics.csv", {**extra, "clips": 0, "note": note})
-        save_json(run_dir / "retrieval.json", {})
-        save_npz(run_dir / "test_embeddings.npz", {"clip_ids": np.array([], dtype=str)})
-        return {**extra, "clips": 0, "note": note, "protocols": {}}
+        write_metrics({}, out_dir / "metrics.json", out_dir / "metrics.csv", {**extra, "clips": 0, "note": note})
+        save_json(out_dir / "retrieval.json", {})
+        save_npz(out_dir / "test_embeddings.npz", {"clip_ids": np.array([], dtype=str)})
+        return {**extra, "clips": 0, "note": note, "protocols": {}, "out_dir": str(out_dir)}
     sentences_dir = dataset_dir / "sentences"
     sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
-    features = FeatureCache.open_current(dataset_dir / "features") if model.has_video else None
+    pointer = state["train_config"].get("features", "current")
+    features = FeatureCache.open_current(dataset_dir / "features", pointer) if model.has_video else None
     dataset = RetrievalDataset(
         dataset_dir,
         split,
@@ -339,13 +364,13 @@ def evaluate_run(
             results.setdefault(protocol, {}).update({d: by_direction[d] for d in ("v2m", "m2v")})
     extra["clips"] = len(ids)
     extra["sentence_model"] = None if sentences is None else sentences.meta.get("model_id")
-    write_metrics(results, run_dir / "metrics.json", run_dir / "metrics.csv", extra)
-    save_json(run_dir / "retrieval.json", top_retrievals(emb))
+    write_metrics(results, out_dir / "metrics.json", out_dir / "metrics.csv", extra)
+    save_json(out_dir / "retrieval.json", top_retrievals(emb))
     arrays = {k: np.asarray(emb[k]) for k in ("text", "motion", "video", "video_valid", "sentence") if k in emb}
     save_npz(
-        run_dir / "test_embeddings.npz", {**arrays, "clip_ids": np.array(ids), "captions": np.array(emb["captions"])}
+        out_dir / "test_embeddings.npz", {**arrays, "clip_ids": np.array(ids), "captions": np.array(emb["captions"])}
     )
-    return {**extra, "protocols": results}
+    return {**extra, "protocols": results, "out_dir": str(out_dir)}
 
 
 def top_retrievals(

@@ -80,6 +80,8 @@ class TrainConfig:
     eval_every: int = 10  # validate every N epochs (and after the last one)
     val_split: str = "val"  # split used for validation and best-model selection
     seed: int = 0
+    views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
+    features: str = "current"  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
     num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
     device: str = "auto"
@@ -236,7 +238,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or name.endswith("log_tau") else decay).append(param)
+        (no_decay if param.ndim < 2 or "log_tau" in name else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -255,7 +257,7 @@ class RunData:
 def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     """Train and validation sets of a prepared dataset, with its feature and sentence caches."""
     dataset_dir = Path(dataset_dir)
-    features = FeatureCache.open_current(dataset_dir / "features") if cfg.variant == "3modal" else None
+    features = FeatureCache.open_current(dataset_dir / "features", cfg.features) if cfg.variant == "3modal" else None
     sentences_dir = dataset_dir / "sentences"
     sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
     if sentences is None:
@@ -263,7 +265,7 @@ def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     train_ids = split_ids(dataset_dir, "train")
     stats = compute_motion_stats(dataset_dir, train_ids)
     common = {"features": features, "sentences": sentences, "max_frames": cfg.max_frames, "seed": cfg.seed}
-    train = RetrievalDataset(dataset_dir, "train", stats, train=True, ids=train_ids, **common)
+    train = RetrievalDataset(dataset_dir, "train", stats, train=True, ids=train_ids, max_views=cfg.views, **common)
     val_ids = split_ids(dataset_dir, cfg.val_split)
     val = RetrievalDataset(dataset_dir, cfg.val_split, stats, ids=val_ids, **common) if val_ids else None
     if val is None:
@@ -472,11 +474,19 @@ class Trainer:
             "step": self.step,
             "lr": lr_at(self.step - 1, cfg, steps_per_epoch),
             "tau": float(self.model.align_loss.tau.detach()),
+            **self._pair_taus(),
             **means,
             "seconds": seconds,
             "samples_per_s": samples / seconds,
             "data_wait_fraction": wait / seconds,
         }
+
+    def _pair_taus(self) -> dict[str, float]:
+        """tau_mt, tau_mv, tau_tv when each pair has its own temperature (model.tau_per_pair), else nothing."""
+        align = unwrap(self.model).align_loss
+        if align.log_tau_mv is None:
+            return {}
+        return {f"tau_{pair}": float(tau.detach()) for pair, tau in align.pair_taus().items()}
 
     def _validate(self, record: dict[str, Any]) -> None:
         """Retrieval metrics on the validation split (main process); keeps the best weights."""

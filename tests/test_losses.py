@@ -23,18 +23,30 @@ def _unit(angle_cos: float) -> list[float]:
 
 
 def test_soft_target_threshold_diagonal_and_normalisation() -> None:
-    emb = torch.tensor([[1.0, 0.0], _unit(0.9), _unit(0.3), [-1.0, 0.0]]) * 3.0  # scale must not matter
+    emb = torch.tensor([[1.0, 0.0], _unit(0.9), [0.0, 1.0], [-1.0, 0.0]]) * 3.0  # scale must not matter
     scores = soft_target_scores(emb, epsilon=0.8)
     assert torch.allclose(scores.diag(), torch.ones(4))
-    assert scores[0, 1] == pytest.approx(0.9, abs=1e-5)  # kept as a score, not a hard 1
-    assert scores[0, 2] == 0.0 and scores[1, 2] == 0.0  # below epsilon
-    assert scores[0, 3] == 0.0  # negative cosine
+    assert scores[0, 1] == pytest.approx(0.95, abs=1e-5)  # s = (1 + 0.9) / 2, kept as a score, not a hard 1
+    assert scores[0, 2] == 0.0 and scores[1, 2] == 0.0  # s = 0.5 and ~0.72: below epsilon
+    assert scores[0, 3] == 0.0  # opposite captions: s = 0
     target = soft_target_matrix(emb, epsilon=0.8)
     assert torch.allclose(target.sum(dim=1), torch.ones(4))
-    assert torch.allclose(target[0], torch.tensor([1.0, 0.9, 0.0, 0.0]) / 1.9, atol=1e-5)
+    assert torch.allclose(target[0], torch.tensor([1.0, 0.95, 0.0, 0.0]) / 1.95, atol=1e-5)
     assert torch.allclose(target[2], torch.tensor([0.0, 0.0, 1.0, 0.0]))
-    stricter = soft_target_scores(emb, epsilon=0.95)
+    stricter = soft_target_scores(emb, epsilon=0.96)
     assert stricter[0, 1] == 0.0
+
+
+def test_epsilon_is_read_on_the_protocol_b_scale() -> None:
+    """One ε: a pair the threshold protocol calls similar is a soft positive in training, and vice versa."""
+    from lavimo.evaluate import threshold_mask
+
+    cosines = [0.3, 0.55, 0.65, 0.7, 0.9, 0.99]  # s = 0.65, 0.775, 0.825, 0.85, 0.95, 0.995
+    emb = torch.tensor([[1.0, 0.0]] + [_unit(c) for c in cosines])
+    scores = soft_target_scores(emb, epsilon=0.8)[0, 1:]
+    protocol_b = threshold_mask(emb.numpy(), 0.8)[0, 1:]
+    assert (scores > 0).tolist() == protocol_b.tolist() == [False, False, True, True, True, True]
+    assert scores[2] == pytest.approx(0.825, abs=1e-5)  # raw cos 0.65 < 0.8 would have dropped it
 
 
 def test_soft_target_symmetric_inputs() -> None:

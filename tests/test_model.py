@@ -126,7 +126,7 @@ def test_padding_does_not_leak(motion_batch: tuple[torch.Tensor, torch.Tensor]) 
 
 
 def test_fusion_shapes_masks_and_video_validity(motion_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-    model = _tiny().eval()
+    model = _tiny(fusion_queries="tokens").eval()
     motion, lengths = motion_batch
     with torch.no_grad():
         m = model.motion_encoder(motion[:3], lengths[:3])
@@ -140,13 +140,68 @@ def test_fusion_shapes_masks_and_video_validity(motion_batch: tuple[torch.Tensor
         off = torch.zeros(3, dtype=torch.bool)
         assert torch.allclose(model.fusion(m, t, v1, off)[0], model.fusion(m, t, v2, off)[0])
         assert not torch.allclose(fused, model.fusion(m, t, v2)[0])
-    cls_model = _tiny(fusion_queries="cls").eval()
+    cls_model = _tiny().eval()  # the paper's fusion: one query, e_m
     with torch.no_grad():
         m = cls_model.motion_encoder(motion[:3], lengths[:3])
         t = cls_model.text_encoder(cls_model.text_encoder.tokenize(CAPTIONS[:3]))
         fused, mask = cls_model.fusion(m, t, cls_model.video_encoder(torch.randn(3, 8, 16)))
         recon = cls_model.decoder(fused, mask, lengths[:3], motion.shape[1])
     assert fused.shape == (3, 1, 32) and recon.shape == (3, motion.shape[1], 263)
+
+
+@pytest.mark.parametrize("variant", ["3modal", "2modal"])
+def test_reconstruction_passes_through_the_fused_embedding(
+    motion_batch: tuple[torch.Tensor, torch.Tensor], variant: str
+) -> None:
+    """Paper 3.2: the decoder sees only ẽ_m and the duration. With ẽ_m held fixed, other motion frames
+    (hence other frame tokens) must not change the reconstruction. Fails for the token-level fusion."""
+    motion, lengths = motion_batch
+    model = _tiny(variant=variant).eval()
+    assert model.config.fusion_queries == "embedding" and ModelConfig.demo().fusion_queries == "embedding"
+    held: dict[str, torch.Tensor] = {}
+
+    def hold_fused(module: torch.nn.Module, args: tuple, output: tuple[torch.Tensor, torch.Tensor]) -> tuple:
+        fused, mask = output
+        if "e" not in held:
+            held["e"] = fused[:, 0].clone()
+        fused = fused.clone()
+        fused[:, 0] = held["e"]  # ẽ_m fixed; any other fused token is left as this motion made it
+        return fused, mask
+
+    model.fusion.register_forward_hook(hold_fused)
+    batch = _batch(model, motion, lengths)
+    other = _batch(model, motion.flip(0), lengths)  # other frames, same lengths and captions
+    other["lengths"] = lengths
+    with torch.no_grad():
+        recon = model(batch)["recon"]
+        recon_other = model(other)["recon"]
+    assert torch.allclose(recon, recon_other, atol=1e-6)
+    tokens_model = _tiny(variant=variant, fusion_queries="tokens").eval()
+    held.clear()
+    tokens_model.fusion.register_forward_hook(hold_fused)
+    with torch.no_grad():
+        differs = (tokens_model(batch)["recon"] - tokens_model(other)["recon"]).abs().max()
+    assert differs > 1e-3  # the old default lets the decoder read the frames around ẽ_m
+
+
+def test_duration_sets_the_reconstruction_length(motion_batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+    model = _tiny().eval()
+    fused = torch.randn(2, 1, 32)
+    with torch.no_grad():
+        recon = model.decoder(fused, torch.ones(2, 1, dtype=torch.bool), torch.tensor([10, 25]), 30)
+    assert recon.shape == (2, 30, 263)
+    assert (recon[0, 10:] == 0).all() and (recon[1, 25:] == 0).all() and recon[0, :10].abs().sum() > 0
+
+
+def test_legacy_fusion_names_and_per_pair_temperature() -> None:
+    assert ModelConfig.from_dict({"fusion_queries": "cls"}).fusion_queries == "embedding"
+    with pytest.raises(ValueError, match="fusion_queries"):
+        ModelConfig(fusion_queries="frames")  # type: ignore[arg-type]
+    model = _tiny(tau_per_pair=True)
+    taus = model.align_loss.pair_taus()
+    assert set(taus) == {"mt", "mv", "tv"} and model.align_loss.log_tau_mv is not model.align_loss.log_tau
+    shared = _tiny().align_loss.pair_taus()
+    assert shared["mt"] is not None and model.align_loss.log_tau_tv.requires_grad
 
 
 def test_frozen_text_backbone_stays_frozen() -> None:

@@ -23,6 +23,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--no-fallback", action="store_true", help="fail instead of falling back to EfficientNet-Lite0")
     build.add_argument("--seed", type=int, default=0, help="augmentation seed")
+    build.add_argument(
+        "--hflip-p", type=float, default=0.5, help="probability of a horizontal flip per training view (paper: on)"
+    )
+    build.add_argument(
+        "--pointer", default="current", help="write {out}/{pointer}.json (another name keeps current.json as it is)"
+    )
     build.add_argument("--frame-size", type=int, default=None, help="expected frame size (default: each meta.json)")
     build.add_argument("--batch-size", type=int, default=8, help="clips per encoder batch")
     build.add_argument("--workers", type=int, default=2, help="DataLoader workers that decode and augment")
@@ -57,6 +63,7 @@ def _device(name: str | None) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from lavimo.video.augment import AugmentConfig
     from lavimo.video.build import BuildOptions, build_feature_cache
     from lavimo.video.encoders import load_frame_encoder
 
@@ -73,6 +80,8 @@ def run_build(args: argparse.Namespace) -> int:
         augment_on=args.augment_on,
         strict=args.strict,
         limit=args.limit,
+        augment=AugmentConfig(hflip_p=args.hflip_p),
+        pointer=args.pointer,
     )
     cache = build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options)
     weights = cache.meta["encoder"]["weights"]

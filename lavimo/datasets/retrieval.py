@@ -117,8 +117,10 @@ class RetrievalDataset(torch.utils.data.Dataset):
         train: bool = False,
         seed: int = 0,
         ids: Sequence[str] | None = None,
+        max_views: int = 0,
     ) -> None:
         self.dataset_dir = Path(dataset_dir)
+        self.max_views = max_views  # training draws from the first max_views cached views (0 = all)
         self.split, self.train, self.seed, self.max_frames = split, train, seed, max_frames
         self.features, self.sentences = features, sentences
         self.epoch = 0
@@ -185,6 +187,8 @@ class RetrievalDataset(torch.utils.data.Dataset):
         if clip_id not in self.features:
             return torch.zeros(self.features.num_frames, self.features.dim), False
         views = self.features.n_views(clip_id)
+        if self.max_views > 0:
+            views = min(views, self.max_views)
         view = int(rng.integers(views)) if rng is not None else 0
         return torch.from_numpy(np.array(self.features.get(clip_id, view), dtype=np.float32)), True
 

@@ -7,6 +7,12 @@ from typing import Any, Literal
 
 Variant = Literal["3modal", "2modal"]
 TextBackbone = Literal["distilbert", "minilm", "tiny"]
+# "embedding" (the paper, section 3.2): the motion embedding e_m is the one query over each modality's tokens,
+# and the decoder reconstructs from that single fused vector and the duration.
+# "tokens" (ours, NOT the paper's): every motion token is a query and the decoder attends to all fused tokens,
+# so reconstruction can copy frames without passing through the embedding.
+FusionQueries = Literal["embedding", "tokens"]
+LEGACY_FUSION_QUERIES = {"cls": "embedding"}  # names stored by older runs
 
 DISTILBERT_NAME = "distilbert-base-uncased"
 
@@ -38,13 +44,16 @@ class ModelConfig:
     num_frames: int = 8
     video_layers: int = 6
     # fusion + decoder
-    fusion_queries: Literal["tokens", "cls"] = "tokens"  # motion tokens (all) or only [CLS] as queries
+    fusion_queries: FusionQueries = "embedding"  # the paper; "tokens" is ours, not the paper's (see above)
     decoder_layers: int = 6
     # loss
     tau_init: float = 0.07
     tau_min: float = 0.01
     tau_max: float = 1.0
-    epsilon: float = 0.8  # soft-target threshold on caption cosine similarity
+    # ε of the soft targets, on s = (1 + cos) / 2 of caption embeddings: the scale protocol (b) uses
+    # (lavimo.text.similarity); the paper: "set ϵ to 0.8", "same to the negative filtering threshold"
+    epsilon_rescaled_cos: float = 0.8
+    tau_per_pair: bool = False  # the paper writes one learnable τ; True gives each modality pair its own (ours)
     recon_weight: float = 0.1
 
     @classmethod
@@ -106,6 +115,9 @@ class ModelConfig:
         return asdict(self)
 
     def __post_init__(self) -> None:
+        self.fusion_queries = LEGACY_FUSION_QUERIES.get(self.fusion_queries, self.fusion_queries)
+        if self.fusion_queries not in ("embedding", "tokens"):
+            raise ValueError(f"fusion_queries must be 'embedding' (the paper) or 'tokens', got {self.fusion_queries!r}")
         if self.variant not in ("3modal", "2modal"):
             raise ValueError(f"variant must be '3modal' or '2modal', got {self.variant!r}")
         if self.latent_dim % self.num_heads:

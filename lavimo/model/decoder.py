@@ -1,4 +1,9 @@
-"""Motion decoder: positional queries for each of the T frames cross-attend to the fused motion tokens."""
+"""Motion decoder: positional queries for each of the l_m frames cross-attend to the fused embedding ẽ_m.
+
+Paper, section 3.2: "we feed the fused embedding ẽ_m along with the duration l_m into a transformer motion
+decoder". The duration sets the number of positional queries (and their padding mask); the memory is ẽ_m
+alone (one vector), so everything reconstructed passes through the embedding.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from lavimo.model.motion_encoder import PositionalEncoding, lengths_to_mask
 
 
 class MotionDecoder(nn.Module):
-    """TMR/TEMOS-style transformer decoder: duration -> positional queries; memory = fused tokens."""
+    """TMR/TEMOS-style transformer decoder: duration -> positional queries; memory = ẽ_m (or fused tokens)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

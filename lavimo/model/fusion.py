@@ -1,4 +1,9 @@
-"""Cross-modal fusion: motion queries attend over motion, text and (3-modal) video tokens; the three summed."""
+"""Cross-modal fusion (paper, section 3.2): the motion embedding attends over each modality's tokens.
+
+"ẽ_m = Att(Q_em, K_em, V_em) + Att(Q_em, K_et, V_et) + Att(Q_em, K_ev, V_ev)": the query is the motion
+embedding e_m (one vector per clip), keys and values are the motion, text and (3-modal) video tokens, and
+ẽ_m is one vector. ``fusion_queries="tokens"`` (ours, not the paper's) uses every motion token as a query.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from lavimo.model.motion_encoder import Encoded
 
 
 class FusionAttention(nn.Module):
-    """ẽ_m = Att(Q_m, K_m, V_m) + Att(Q_m, K_t, V_t) [+ Att(Q_m, K_v, V_v)], then LayerNorm."""
+    """ẽ_m = Att(Q_em, K_m, V_m) + Att(Q_em, K_t, V_t) [+ Att(Q_em, K_v, V_v)], then LayerNorm."""
 
     def __init__(self, cfg: ModelConfig, use_video: bool) -> None:
         super().__init__()
@@ -25,15 +30,15 @@ class FusionAttention(nn.Module):
         return nn.MultiheadAttention(cfg.latent_dim, cfg.num_heads, dropout=cfg.dropout, batch_first=True)
 
     def queries(self, motion: Encoded) -> tuple[Tensor, Tensor]:
-        """The motion queries and their validity mask: all motion tokens, or only [CLS]."""
-        if self.query_mode == "cls":
-            return motion.tokens[:, :1], motion.mask[:, :1]
+        """The queries and their validity mask: the motion embedding e_m (B, 1, C), or every motion token."""
+        if self.query_mode == "embedding":
+            return motion.embedding[:, None], motion.mask[:, :1]
         return motion.tokens, motion.mask
 
     def forward(
         self, motion: Encoded, text: Encoded, video: Encoded | None = None, video_valid: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """-> fused motion tokens (B, Lq, C) (zero on padded queries) and their mask (B, Lq).
+        """-> ẽ_m (B, 1, C) (or fused motion tokens (B, T+1, C), zero on padding) and its mask.
 
         video_valid (B,) bool drops the video term for samples without video.
         """

@@ -39,7 +39,9 @@ class LAVIMO(nn.Module):
         self.video_encoder = VideoEncoder(config) if config.variant == "3modal" else None
         self.fusion = FusionAttention(config, use_video=self.video_encoder is not None)
         self.decoder = MotionDecoder(config)
-        self.align_loss = AlignmentLoss(config.tau_init, config.tau_min, config.tau_max, config.epsilon)
+        self.align_loss = AlignmentLoss(
+            config.tau_init, config.tau_min, config.tau_max, config.epsilon_rescaled_cos, config.tau_per_pair
+        )
         self.requested_config = config
         self.config = self._effective_config(config)
 

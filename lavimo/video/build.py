@@ -26,12 +26,12 @@ from lavimo import __version__
 from lavimo.io import LavimoInputError, Rejection, read_rejections, save_json, save_npy, write_rejections
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
-    CURRENT,
     FORMAT_VERSION,
     INDEX_COLUMNS,
     FeatureCache,
     config_hash,
     make_encoder_id,
+    pointer_file,
     read_json,
 )
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
@@ -56,6 +56,7 @@ class BuildOptions:
     strict: bool = False
     limit: int | None = None
     progress: bool = True
+    pointer: str = "current"  # {out}/{pointer}.json names the built cache (other names: ablation caches)
 
 
 @dataclass(frozen=True)
@@ -368,6 +369,9 @@ def build_feature_cache(
     write_rejections(dataset_dir / "rejected.csv", rejected, STAGE)
     if n_clips == 0 and rejected:
         raise LavimoInputError(rejected[0].source, f"no clip could be encoded; first problem: {rejected[0].reason}")
-    save_json(out_dir / CURRENT, {"encoder_id": meta["encoder_id"], "weights": meta["encoder"]["weights"]})
+    save_json(
+        out_dir / pointer_file(options.pointer),
+        {"encoder_id": meta["encoder_id"], "weights": meta["encoder"]["weights"]},
+    )
     log.info("features %s: %d clips cached, %d rejected -> %s", meta["encoder_id"], n_clips, len(rejected), cache_dir)
     return FeatureCache(cache_dir, expect_config_hash=meta["config_hash"])

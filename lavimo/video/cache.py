@@ -32,7 +32,6 @@ from lavimo.io import LavimoInputError
 
 FORMAT_VERSION = 1
 INDEX_COLUMNS = ("shard", "row", "n_views", "split")
-CURRENT = "current.json"
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -55,12 +54,18 @@ def read_json(path: Path, what: str) -> Any:
         raise LavimoInputError(path, f"unreadable {what} ({error})") from error
 
 
-def resolve_cache_dir(path: str | os.PathLike[str]) -> Path:
-    """A cache folder itself, or a features folder whose ``current.json`` names one."""
+def pointer_file(pointer: str = "current") -> str:
+    """The file name of a named cache pointer in a features folder: ``current`` -> ``current.json``."""
+    return f"{pointer}.json"
+
+
+def resolve_cache_dir(path: str | os.PathLike[str], pointer: str = "current") -> Path:
+    """A cache folder itself, or a features folder whose ``{pointer}.json`` names one."""
     path = Path(path)
-    if (path / "meta.json").is_file() or not (path / CURRENT).is_file():
+    name = pointer_file(pointer)
+    if (path / "meta.json").is_file() or (pointer == "current" and not (path / name).is_file()):
         return path
-    return path / str(read_json(path / CURRENT, "current feature cache pointer")["encoder_id"])
+    return path / str(read_json(path / name, f"feature cache pointer {pointer!r}")["encoder_id"])
 
 
 class FeatureCache:
@@ -159,6 +164,6 @@ class FeatureCache:
         return self.shard_array(shard)[row, :n_views]
 
     @classmethod
-    def open_current(cls, features_dir: str | os.PathLike[str]) -> FeatureCache:
-        """The cache ``features_dir/current.json`` points at."""
-        return cls(resolve_cache_dir(features_dir))
+    def open_current(cls, features_dir: str | os.PathLike[str], pointer: str = "current") -> FeatureCache:
+        """The cache ``features_dir/{pointer}.json`` points at (``current``: the pipeline's own)."""
+        return cls(resolve_cache_dir(features_dir, pointer))
