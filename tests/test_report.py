@@ -554,6 +554,8 @@ def test_ablation_section(results: Path) -> None:
         _ablation("views", "one augmented view per clip", ["features.views=1"],
                   ([30.0, 31.0, 29.0], [33.0, 34.5, 32.0], [-5.1, -1.9], "worse")),
     )  # fmt: skip
+    copy = json.loads((demo / "ablation.json").read_text())  # the ablation rules also keep the default study here
+    save_json(demo / "ablation" / "default" / "ablation.json", copy)
     out = results / "ablation.html"
     summary = build_report(results, out, datasets=["demo"])
     document = out.read_text()
@@ -563,6 +565,7 @@ def test_ablation_section(results: Path) -> None:
     # the summary across studies: t2m R@1 (a), both arms, the paired difference with its CI, the verdict
     table = _between(section, 'class="ablation summary-ablation"', "</table>")
     assert table.index(">default<") < table.index(">views<") and "one augmented view per clip" in table
+    assert table.count("<tr>") == 1 + 2  # header + one row per study: the default study's copy is not repeated
     assert "41.17 ± 1.04" in table and "39.17 ± 1.04" in table  # 3-modal, 2-modal of the default study
     assert re.search(r'data-summary="demo/default/diff">2.00 ± 0.\d\d<', table)
     assert "[0.10, 3.90]" in table and "[-5.10, -1.90]" in table
