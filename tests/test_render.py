@@ -477,6 +477,139 @@ def test_walking_silhouette_stays_inside_every_sampled_frame(avatars_dir: Path, 
         assert bottom - top > 0.2 * 512, frame  # a person, not a speck
 
 
+DEMO_BUNDLE = ROOT / "resources" / "demo" / "dataset-1.tar.xz"
+WALK_BACK, DASH, BOW = "dataset-1_walk-back_active_001", "dataset-1_dash_active_001", "dataset-1_bow_active_001"
+
+
+@pytest.fixture(scope="module")
+def demo_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Real demo clips from the bundle as joint files: walk-back (and its mirror, as the demo has it), dash, bow."""
+    import tarfile
+
+    from lavimo.datasets.clips import mirrored
+    from lavimo.motion.pipeline import bvh_to_clip
+
+    if not DEMO_BUNDLE.exists():
+        pytest.skip("no demo bundle")
+    out = tmp_path_factory.mktemp("demo_clips")
+    wanted = {f"data/{name}.bvh": name for name in (WALK_BACK, DASH, BOW)}
+    with tarfile.open(DEMO_BUNDLE, "r:xz") as tar:
+        for member in tar:
+            if member.name in wanted:
+                (out / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+    files = {}
+    for name in wanted.values():
+        bvh = out / f"{name}.bvh"
+        joints = bvh_to_clip(bvh).joints
+        files[name] = out / f"{name}.npy"
+        np.save(files[name], joints.astype(np.float32))
+        if name == WALK_BACK:
+            files["M" + name] = out / f"M{name}.npy"
+            np.save(files["M" + name], mirrored(joints, str(bvh))[0].astype(np.float32))
+    return files
+
+
+LOCOMOTION_RUNNER = """
+import json, sys
+import numpy as np
+from lavimo.render.check import has_body
+from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, clip_images
+from lavimo.render.scene import Studio, StudioSettings
+
+studio = Studio(StudioSettings())
+bank = AvatarBank(sys.argv[1], studio)
+show = studio.show
+result = {}
+for item in sys.argv[2:]:  # joints.npy:avatar, each avatar once: its mesh is posed here for the first time
+    path, avatar = item.rsplit(":", 1)
+    job = ClipJob(path, int(avatar), 20.0, np.load(path))
+    studio.show = show
+    _, person, _ = clip_images(studio, bank, job, ClipOptions())
+    studio.show = lambda key: [setattr(o, "hide_render", True) for o in studio.avatars.values()]
+    _, plate, _ = clip_images(studio, bank, job, ClipOptions())  # the same frames without the body
+    frames = []
+    for a, b in zip(person, plate):
+        mask = np.abs(a.astype(int) - b.astype(int)).max(axis=-1) > 6
+        border = mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+        frames.append({"pixels": int(mask.sum()), "border": bool(border), "key": has_body(a), "plate_key": has_body(b)})
+    result[item] = frames
+print(json.dumps(result))
+"""
+
+
+def test_locomotion_body_is_in_every_frame_on_several_avatars(demo_clips: dict[str, Path], avatars_dir: Path) -> None:
+    """The demo's walk-back and dash clips: the body (silhouette against the same frame rendered without it) is in
+    every sampled frame, whole, on four avatars; the stage's colour key agrees."""
+    items = [
+        f"{demo_clips['M' + WALK_BACK]}:0",
+        f"{demo_clips[WALK_BACK]}:7",
+        f"{demo_clips[DASH]}:12",
+        f"{demo_clips[DASH]}:4",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", LOCOMOTION_RUNNER, str(avatars_dir), *items],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for item, frames in result.items():
+        assert len(frames) == 8
+        empty = [k for k, frame in enumerate(frames) if frame["pixels"] < 0.02 * 512 * 512]
+        assert not empty, f"{item}: no body in sampled frames {empty}"
+        assert not any(frame["border"] for frame in frames), item  # the whole body, not cut by the frame
+        assert all(frame["key"] and not frame["plate_key"] for frame in frames), item
+
+
+STALE_BOUNDS_RUNNER = """
+import sys
+import lavimo.render.scene as scene
+from lavimo.cli import main
+
+def stale(mesh, vertices):  # how poses were written before: the mesh keeps the bounds of its first pose
+    mesh.attributes["position"].data.foreach_set("vector", scene.to_blender(vertices).ravel())
+    mesh.update()
+
+scene.set_positions = stale
+sys.exit(main(["render", "clips", *sys.argv[1:]]))
+"""
+
+
+def test_frames_without_the_body_are_rejected_and_the_batch_goes_on(
+    demo_clips: dict[str, Path], avatars_dir: Path, tmp_path: Path
+) -> None:
+    """With the old pose writing (stale bounds: Workbench culls the walking body), the render stage refuses the
+    walk-back clip with its reason instead of writing frames without the body; the in-place clip is written."""
+    frames = tmp_path / "frames"
+    where = [
+        "--avatars",
+        str(avatars_dir),
+        "--avatar",
+        "0",
+        "--frames-dir",
+        str(frames),
+        "--stats",
+        str(tmp_path / "s"),
+    ]
+    joints = [str(demo_clips["M" + WALK_BACK]), str(demo_clips[BOW])]
+    done = subprocess.run(
+        [sys.executable, "-c", STALE_BOUNDS_RUNNER, *where, "--joints", *joints],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rejected = read_rejections(frames / "clips.rejected.csv")
+    assert [r.item for r in rejected] == ["M" + WALK_BACK]
+    assert "NoBodyError" in rejected[0].reason and "no body pixels" in rejected[0].reason
+    assert not (frames / ("M" + WALK_BACK)).exists()
+    assert (frames / BOW / "meta.json").exists()
+    assert json.loads((frames / BOW / "meta.json").read_text())["body_share_min"] > 0.01
+
+
 def test_contact_sheets(shard_frames: tuple[Path, dict], dataset: Path, avatars_dir: Path, tmp_path: Path) -> None:
     sheet = tmp_path / "avatars.png"
     lavimo_render("avatar-sheet", "--avatars", str(avatars_dir), "--out", str(sheet), "--tile", "96")

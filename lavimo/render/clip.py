@@ -34,6 +34,7 @@ from lavimo.avatars.skinning import skin
 from lavimo.io import LavimoInputError, save_json
 from lavimo.motion.skeleton import NUM_JOINTS
 from lavimo.render import floor
+from lavimo.render.check import MIN_BODY_SHARE, body_share
 from lavimo.render.floor import GridLayout
 from lavimo.render.framing import CameraPath, CameraRig, camera_path, sample_frame_indices
 from lavimo.render.png import encode_png
@@ -287,10 +288,20 @@ def plan_clip(
 
 @dataclass(frozen=True)
 class Frame:
-    """One finished frame: the image and, when asked for, its PNG bytes."""
+    """One finished frame: the image and, when asked for, its PNG bytes and the share of its pixels that are body."""
 
     image: np.ndarray
     png: bytes | None = None
+    body: float | None = None
+
+
+class NoBodyError(ValueError):
+    """Rendered frames of a clip show no body (see :mod:`lavimo.render.check`)."""
+
+
+def missing_body(rendered: dict[int, float], min_share: float = MIN_BODY_SHARE) -> list[int]:
+    """Frame indices among ``rendered`` (frame -> body share) whose body share is below ``min_share``."""
+    return sorted(frame for frame, share in rendered.items() if share < min_share)
 
 
 def clip_frames(
@@ -302,11 +313,13 @@ def clip_frames(
     pool: Executor | None = None,
     encode: bool = False,
     plan: ClipPlan | None = None,
+    check_body: bool = False,
 ) -> tuple[np.ndarray, list[Frame], CameraPath]:
     """Render ``job``: (sampled indices, their frames in that order, camera); every frame goes to ``writer``.
 
     ``encode``: also PNG-encode the sampled frames. ``pool``: a one-thread executor for the per-frame numpy
-    work. ``plan``: the clip's :func:`plan_clip`, when computed ahead.
+    work. ``plan``: the clip's :func:`plan_clip`, when computed ahead. ``check_body``: raise :class:`NoBodyError`
+    when any rendered frame (every frame in video mode) shows no body.
     """
     avatar = bank.get(job.avatar)
     plan = plan if plan is not None else plan_clip(job, avatar, options)
@@ -318,17 +331,28 @@ def clip_frames(
     def finish(item: tuple[int, np.ndarray]) -> tuple[int, Frame]:
         frame, raw = item
         image = studio.finish(raw)
-        return frame, Frame(image, encode_png(image) if encode and frame in wanted else None)
+        body = body_share(image) if check_body else None
+        return frame, Frame(image, encode_png(image) if encode and frame in wanted else None, body)
 
     shadows = None if options.every_frame else plan.shadows  # they cover the sampled frames only
     rendered = _render_frames(studio, job.avatar, vertices, camera, plan.frames, pool, shadows)
     depth = LOOKAHEAD if options.every_frame else len(plan.frames)  # frames mode: never wait before the last
     kept: dict[int, Frame] = {}
+    shares: dict[int, float] = {}
     for frame, done in ahead(pool, finish, rendered, depth):
         if writer is not None:
             writer.append(done.image)
         if frame in wanted:
             kept[frame] = done
+        if done.body is not None:
+            shares[frame] = done.body
+    empty = missing_body(shares)
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+        raise NoBodyError(
+            f"no body pixels in {len(empty)} of {len(shares)} rendered frames (motion frames {shown}; "
+            f"body share {min(shares[f] for f in empty):.4f} < {MIN_BODY_SHARE})"
+        )
     return plan.indices, [kept[int(frame)] for frame in plan.indices], camera
 
 
@@ -363,11 +387,14 @@ def render_clip(
     try:
         writer = VideoWriter(video_path(renders_dir, job.clip_id), job.fps) if options.video and renders_dir else None
         with writer if writer else contextlib.nullcontext():
-            indices, frames, camera = clip_frames(studio, bank, job, options, writer, pool, encode=True, plan=plan)
+            indices, frames, camera = clip_frames(
+                studio, bank, job, options, writer, pool, encode=True, plan=plan, check_body=True
+            )
         for k, frame in enumerate(frames):
             (tmp / f"{k:02d}.png").write_bytes(frame.png)
         meta = _meta(job, bank.get(job.avatar), studio, options, indices, camera, time.perf_counter() - start)
         meta["video"] = str(video_path(renders_dir, job.clip_id)) if writer else None
+        meta["body_share_min"] = round(min(f.body for f in frames if f.body is not None), 4)
         save_json(tmp / META, meta)
         if final.exists():
             shutil.rmtree(final)

@@ -82,6 +82,21 @@ def _new_mesh(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.M
     return mesh
 
 
+def set_positions(mesh: bpy.types.Mesh, vertices: np.ndarray) -> None:
+    """Move ``mesh``'s vertices to ``vertices`` (V, 3), motion coordinates, and refresh its bounding box.
+
+    Writing the ``position`` attribute (fast, one copy) does not invalidate the mesh's cached bounds, and
+    Workbench culls an object whose (stale) bounding box lies outside the view: a body walking away from
+    where it was first rendered vanished from the frame. Setting one vertex through ``MeshVertex.co`` tags
+    the positions as changed, which drops that cache (``mesh.vertices.foreach_set("co")`` does too, ~100x slower).
+    """
+    mesh.attributes["position"].data.foreach_set("vector", to_blender(vertices).ravel())
+    if len(mesh.vertices):
+        first = mesh.vertices[0]
+        first.co = first.co
+    mesh.update()
+
+
 def _material(name: str, colour: np.ndarray, roughness: float = 0.55) -> bpy.types.Material:
     """A material with ``colour`` (linear RGB) both for Workbench and for the Principled BSDF."""
     material = bpy.data.materials.new(name)
@@ -352,9 +367,7 @@ class Studio:
     def pose(self, vertices: np.ndarray, shadow: floor.ShadowPatch | None = None) -> None:
         """Move the shown avatar's vertices to ``vertices`` (V, 3), motion coordinates; ``shadow``: its precomputed
         contact shadow (computed here when needed and not given)."""
-        mesh = self.avatars[self.current].data
-        mesh.attributes["position"].data.foreach_set("vector", to_blender(vertices).ravel())
-        mesh.update()
+        set_positions(self.avatars[self.current].data, vertices)
         if self.draws_shadow:
             self.lay_shadow(shadow if shadow is not None else self.shadow_maker()(vertices))
 
