@@ -15,6 +15,8 @@ wildcard_constraints:
     ds="demo|humanml3d|kitml",
     shard=r"[0-9]{4}",
     variant="3modal|2modal",
+    study=r"[A-Za-z0-9_]+",
+    seed=r"[0-9]+",
 
 
 include: "rules/common.smk"
@@ -24,6 +26,7 @@ include: "rules/render.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/ablation.smk"
 include: "rules/report.smk"
 
 

@@ -23,6 +23,7 @@ COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "features": ("features", "video frame-feature caches and caption sentence embeddings"),
     "train": ("train", "train (or resume) a LAVIMO run: --preset demo|paper, --variant 3modal|2modal, --nproc N"),
     "evaluate": ("evaluate", "evaluate a trained run on a split: metrics.json, metrics.csv, retrieval.json"),
+    "ablation": ("ablation", "summarise a 3-modal vs 2-modal study over seeds: mean ± std, paired difference"),
     "bench": ("bench", "benchmarks that print throughput figures"),
     "report": ("report", "build the self-contained HTML report"),
     "metrics": ("metrics", "retrieval metrics (R@k, MedR) of a similarity matrix, as TMR defines them"),

@@ -1,4 +1,5 @@
 # Helpers shared by all rule files (paths, dataset checks, shard lists, command-line options).
+import glob
 import json
 import os
 import shlex
@@ -106,11 +107,13 @@ def parent_dir(name, index=0):
     return lambda wildcards, input: os.path.dirname(input[name][index] if index is not None else input[name])
 
 
-def features_args(wildcards):
-    """Command-line options of `lavimo features build` from the config."""
-    feats = config["features"]
+def features_args(wildcards, overrides=None):
+    """Command-line options of `lavimo features build` from the config (with a study's overrides)."""
+    feats = {**config["features"], **(overrides or {})}
     args = ["--encoder", feats["encoder"], "--views", feats["views"], "--frames", config["render"]["num_frames"]]
     args += ["--batch-size", feats["batch_size"], "--seed", feats["seed"]]
+    if "hflip_p" in feats:
+        args += ["--hflip-p", feats["hflip_p"]]
     if feats["checkpoint"]:
         args += ["--checkpoint", feats["checkpoint"]]
     return shlex.join(str(a) for a in args)
@@ -140,12 +143,20 @@ def train_inputs(wildcards):
     return inputs
 
 
+def set_options(settings):
+    """`--set key=value` options of `lavimo train` for a mapping of settings."""
+    args = []
+    for key, value in settings.items():
+        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, dict | list) else value}"]
+    return args
+
+
 def train_args(wildcards):
-    """Command-line options of `lavimo train` from the config: the preset and each of its settings."""
+    """Command-line options of `lavimo train` from the config: the preset, its settings and ε."""
     preset = train_preset(wildcards.ds)
     args = ["--preset", preset, "--nproc", config["train"]["nproc"]]
-    for key, value in config["train"]["presets"].get(preset, {}).items():
-        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, dict | list) else value}"]
+    args += set_options(config["train"]["presets"].get(preset, {}))
+    args += set_options({"model.epsilon_rescaled_cos": config["epsilon_rescaled_cos"]})
     return shlex.join(str(a) for a in args)
 
 
@@ -156,3 +167,80 @@ def run_files(name, datasets=None):
         ds=datasets or config["datasets_enabled"],
         variant=config["train"]["variants"],
     )
+
+
+def study_config(study):
+    """An ablation study's settings; `default` changes nothing."""
+    if study == "default":
+        return {"description": "", "video_only": False, "train": {}, "features": {}}
+    studies = config["ablation"]["studies"]
+    if study not in studies:
+        raise WorkflowError(f"unknown ablation study '{study}'; config.yaml ablation.studies has {sorted(studies)}")
+    return {"description": "", "video_only": False, "train": {}, "features": {}, **studies[study]}
+
+
+def ablation_run_dir(ds, study, variant, seed):
+    """Run folder of one seed of one variant in a study.
+
+    Video-only studies share the default study's 2-modal runs, and the default study's seed 0 is the pipeline's
+    own run results/{ds}/runs/{variant} (trained with the same settings and seed): neither is trained twice.
+    """
+    if variant == "2modal" and study_config(study)["video_only"]:
+        study = "default"
+    if study == "default" and int(seed) == 0:
+        return f"{RESULTS}/{ds}/runs/{variant}"
+    return f"{RESULTS}/{ds}/ablation/{study}/{variant}/seed{seed}"
+
+
+def ablation_train_inputs(wildcards):
+    """A study run's inputs: the run's caches, with the study's own frame features when it changes them."""
+    inputs = train_inputs(wildcards)
+    if wildcards.variant == "3modal" and study_config(wildcards.study)["features"]:
+        inputs["features"] = f"{RESULTS}/{wildcards.ds}/features/ablation-{wildcards.study}.json"
+    return inputs
+
+
+def ablation_train_args(wildcards):
+    """`lavimo train` options of a study run: the dataset's, the seed, the study's overrides."""
+    study = study_config(wildcards.study)
+    settings = {"seed": int(wildcards.seed), **study["train"]}
+    if study["features"]:
+        settings["features"] = f"ablation-{wildcards.study}"
+    return " ".join([train_args(wildcards), shlex.join(str(a) for a in set_options(settings))])
+
+
+def ablation_metrics(wildcards):
+    """metrics.json of every (variant, seed) run of a study, keyed VARIANT_SEED."""
+    return {
+        f"{variant}_{seed}": os.path.join(ablation_run_dir(wildcards.ds, wildcards.study, variant, seed), "metrics.json")
+        for variant in ("3modal", "2modal")
+        for seed in config["train"]["seeds"]
+    }
+
+
+def ablation_summary_args(wildcards, input):
+    """`lavimo ablation` options: every run as VARIANT:SEED:DIR, the study's description and overrides."""
+    study = study_config(wildcards.study)
+    args = []
+    for key, path in input.items():
+        variant, seed = key.split("_")
+        args += ["--run", f"{variant}:{seed}:{os.path.dirname(path)}"]
+    args += ["--description", study["description"]]
+    for key, value in {**study["train"], **{f"features.{k}": v for k, v in study["features"].items()}}.items():
+        args += ["--override", f"{key}={value}"]
+    return shlex.join(args)
+
+
+def existing_ablation_summaries(wildcards):
+    """Ablation summaries already written (the report shows them, and is remade when one changes; it never
+    trains an ablation itself: that is `snakemake ablation_{ds}`)."""
+    found = []
+    for ds in config["datasets_enabled"]:
+        found += glob.glob(f"{RESULTS}/{ds}/ablation.json")
+        found += sorted(glob.glob(f"{RESULTS}/{ds}/ablation/*/ablation.json"))
+    return found
+
+
+def study_summaries(ds):
+    """Summaries of every configured study of a dataset."""
+    return expand(f"{RESULTS}/{ds}/ablation/{{study}}/ablation.json", study=list(config["ablation"]["studies"]))

@@ -14,7 +14,7 @@ rule evaluate:
         f"{RESULTS}/logs/evaluate/{{ds}}_{{variant}}.log",
     params:
         run_dir=parent_dir("model", None),
-        threshold=config["evaluate"]["threshold"],
+        threshold=config["epsilon_rescaled_cos"],
     threads: 2
     resources:
         mem_mb=8000,

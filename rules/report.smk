@@ -9,6 +9,7 @@ rule report:
         rendered=lambda wildcards: [
             done for ds in config["datasets_enabled"] for done in rendered_shards(ds)(wildcards)
         ],
+        ablations=existing_ablation_summaries,
         sheet=f"{AVATAR_DIR}/contact_sheet.png",
         render_sheets=expand(
             f"{RESULTS}/{{ds}}/render_{{kind}}.png", ds=config["datasets_enabled"], kind=("avatars", "clips")

@@ -1,0 +1,49 @@
+"""`lavimo ablation`: summarise a 3-modal vs 2-modal study over seeds into ablation.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        metavar="VARIANT:SEED:DIR",
+        help="an evaluated run folder (holds metrics.json), e.g. 3modal:0:results/demo/ablation/default/3modal/seed0",
+    )
+    parser.add_argument("--dataset", required=True, help="dataset name recorded in the summary")
+    parser.add_argument("--study", default="default", help="study name (default: the plain 3- vs 2-modal ablation)")
+    parser.add_argument("--description", default="", help="what the study changes")
+    parser.add_argument("--override", action="append", default=[], help="a --set override the study applies")
+    parser.add_argument("--out", type=Path, required=True, help="ablation.json to write")
+    parser.set_defaults(func=run)
+
+
+def parse_run(spec: str) -> tuple[str, int, Path]:
+    """VARIANT:SEED:DIR -> (variant, seed, dir)."""
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        raise argparse.ArgumentTypeError(f"--run expects VARIANT:SEED:DIR, got {spec!r}")
+    return parts[0], int(parts[1]), Path(parts[2])
+
+
+def run(args: argparse.Namespace) -> int:
+    from lavimo.ablation import study_summary, write_study
+
+    runs: dict[str, dict[int, Path]] = {}
+    for spec in args.run:
+        variant, seed, run_dir = parse_run(spec)
+        runs.setdefault(variant, {})[seed] = run_dir
+    summary = study_summary(runs, args.dataset, args.study, args.description, args.override)
+    write_study(args.out, summary)
+    cell = summary["results"].get("normal", {}).get("t2m", {}).get("R@1", {})
+    if "diff" in cell:
+        print(
+            f"{args.study}: t2m R@1 (a) 3-modal {cell['3modal']['mean']:.2f} ± {cell['3modal']['std']:.2f}, "
+            f"2-modal {cell['2modal']['mean']:.2f} ± {cell['2modal']['std']:.2f}, "
+            f"diff {cell['diff']['mean']:+.2f} (95% CI {cell['diff']['ci']}): {cell['verdict']} -> {args.out}"
+        )
+    return 0

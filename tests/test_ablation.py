@@ -1,0 +1,131 @@
+"""The 3-modal vs 2-modal ablation: statistics by hand, a summary of real tiny runs, the workflow's study runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lavimo.ablation import describe, paired_difference, study_summary
+from lavimo.evaluate import write_metrics
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def test_mean_std_and_paired_difference_by_hand() -> None:
+    assert describe([40.0, 42.0, 44.0]) == {"mean": 42.0, "std": 2.0, "values": [40.0, 42.0, 44.0]}
+    noisy = paired_difference([40.0, 42.0, 44.0], [41.0, 41.0, 41.0], lower_is_better=False)
+    # diffs -1, 1, 3: mean 1, std 2, 95% CI 1 ± 4.303 * 2 / sqrt(3) = 1 ± 4.97
+    assert noisy["diff"]["mean"] == 1.0 and noisy["diff"]["std"] == 2.0
+    assert noisy["diff"]["ci"] == [-3.97, 5.97] and noisy["verdict"] == "within noise"
+    clear = paired_difference([45.0, 46.0, 47.5], [40.0, 41.0, 42.0], lower_is_better=False)
+    assert clear["verdict"] == "better" and clear["diff"]["ci"][0] > 0
+    assert paired_difference([40.0, 41.0, 42.5], [45.0, 46.0, 47.0], False)["verdict"] == "worse"
+    # MedR: lower is better, so a positive difference is worse
+    assert paired_difference([5.0, 6.0, 6.5], [3.0, 3.0, 3.5], lower_is_better=True)["verdict"] == "worse"
+
+
+def _fake_run(path: Path, r1: float, video: bool) -> Path:
+    directions = ("t2m", "m2t", "v2m", "m2v") if video else ("t2m", "m2t")
+    metrics = {
+        d: {"R@1": r1, "R@2": r1 + 5, "R@3": r1 + 8, "R@5": r1 + 12, "R@10": r1 + 20, "MedR": 3.0} for d in directions
+    }
+    extra = {"variant": "3modal" if video else "2modal", "caption_similarity": {"scale": "(1+cos)/2", "threshold": 0.8}}
+    write_metrics({"normal": metrics}, path / "metrics.json", path / "metrics.csv", extra)
+    return path
+
+
+def test_summary_pairs_seeds_and_leaves_video_directions_unpaired(tmp_path: Path) -> None:
+    runs = {
+        "3modal": {s: _fake_run(tmp_path / f"3m{s}", r, True) for s, r in enumerate([40.0, 42.0, 44.0])},
+        "2modal": {s: _fake_run(tmp_path / f"2m{s}", r, False) for s, r in enumerate([41.0, 41.0, 41.0])},
+    }
+    summary = study_summary(runs, "demo")
+    cell = summary["results"]["normal"]["t2m"]["R@1"]
+    assert cell["3modal"]["mean"] == 42.0 and cell["2modal"]["std"] == 0.0 and cell["verdict"] == "within noise"
+    assert set(summary["results"]["normal"]["v2m"]["R@1"]) == {"3modal"}  # no 2-modal video, no verdict
+    assert summary["seeds"] == [0, 1, 2] and summary["caption_similarity"]["scale"] == "(1+cos)/2"
+    del runs["2modal"][2]
+    assert study_summary(runs, "demo")["seeds"] == [0, 1]  # only seeds both variants have are paired
+    (tmp_path / "2m0" / "metrics.json").unlink()
+    from lavimo.io import LavimoInputError
+
+    with pytest.raises(LavimoInputError, match="2m0"):
+        study_summary(runs, "demo")
+
+
+def test_cli_summarises_real_tiny_runs(training_dataset: Path, tiny_run: Path, tmp_path: Path) -> None:
+    from helpers import TINY_TRAIN
+
+    from lavimo.cli import main
+    from lavimo.evaluate import evaluate_run
+    from lavimo.train import make_train_config, train
+
+    specs = [f"3modal:0:{tiny_run}"]
+    for variant, seed in (("2modal", 0), ("3modal", 1), ("2modal", 1)):
+        out = tmp_path / f"{variant}-seed{seed}"
+        train(
+            training_dataset,
+            out,
+            make_train_config("tiny", {**TINY_TRAIN, "variant": variant, "seed": str(seed)}),
+            progress=False,
+        )
+        evaluate_run(out)
+        specs.append(f"{variant}:{seed}:{out}")
+    out = tmp_path / "ablation.json"
+    args = ["ablation", "--dataset", "demo", "--out", str(out)] + [a for s in specs for a in ("--run", s)]
+    assert main(args) == 0
+    summary = json.loads(out.read_text())
+    assert summary["seeds"] == [0, 1] and summary["runs"]["3modal"]["0"] == str(tiny_run)
+    for protocol in ("normal", "threshold"):  # 6 test clips: fewer than one batch of 32 for protocol (d)
+        cell = summary["results"][protocol]["t2m"]["R@1"]
+        assert len(cell["3modal"]["values"]) == len(cell["2modal"]["values"]) == 2
+        assert cell["diff"]["values"] == [
+            round(a - b, 2) for a, b in zip(cell["3modal"]["values"], cell["2modal"]["values"], strict=True)
+        ]
+        assert cell["verdict"] in {"better", "worse", "within noise"}
+    assert summary["encoders"]["frames"].startswith("tiny-")
+
+
+def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Path) -> None:
+    from lavimo.evaluate import evaluate_run
+
+    before = (tiny_run / "metrics.json").read_bytes()
+    result = evaluate_run(tiny_run, split="val")
+    assert Path(result["out_dir"]) == tiny_run / "evaluations" / "demo_val"
+    assert (tiny_run / "metrics.json").read_bytes() == before
+    other = json.loads((tiny_run / "evaluations" / "demo_val" / "metrics.json").read_text())
+    assert other["split"] == "val" and other["caption_similarity"] == {
+        "scale": "(1+cos)/2",
+        "threshold": 0.8,
+        "used_for": ["training targets", "protocol (b)"],
+    }
+
+
+def test_ablation_targets_train_every_seed_and_study(repo_root: Path) -> None:
+    result = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--forceall", "ablation_demo", "ablation_studies_demo"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    commands = [line.split("Shell command: ")[-1].strip() for line in output.splitlines()]
+    trains = [line for line in commands if line.startswith("lavimo train")]
+    outs = {line.split("--out ")[1].split()[0] for line in trains}
+    # default study: seed 0 is the pipeline's own run; seeds 1, 2 of both variants; 4 studies x 3 seeds (3-modal)
+    assert "results/demo/runs/3modal" in outs and "results/demo/runs/2modal" in outs
+    assert {f"results/demo/ablation/default/{v}/seed{s}" for v in ("3modal", "2modal") for s in (1, 2)} <= outs
+    assert not any("/2modal/" in o for o in outs if "/default/" not in o)  # video-only studies reuse 2-modal runs
+    assert len(outs) == 2 + 4 + 4 * 3
+    views8 = next(line for line in trains if "ablation/views8/3modal/seed2" in line)
+    assert "--set seed=2" in views8 and "--set views=8" in views8 and "--set features=ablation-views8" in views8
+    assert "--set model.epsilon_rescaled_cos=0.8" in views8
+    builds = [line for line in commands if line.startswith("lavimo features build")]
+    assert any("--pointer ablation-no_hflip" in b and "--hflip-p 0.0" in b for b in builds)
+    assert any("--pointer ablation-views8" in b and "--views 8" in b for b in builds)
