@@ -4,7 +4,10 @@ Each size runs in its own process (so peak memory is its own) on the real prepar
 or the first enabled dataset): one epoch of the real training loop at batch 64, 3-modal when the dataset
 has a feature cache, else 2-modal. Reported: samples/s over the epoch after the first (warm-up) step,
 peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak RSS), and the fraction of the
-step time spent waiting for the next batch (target < 5%). Environment knobs: LAVIMO_BENCH_PRESETS
+step time spent waiting for the next batch (target < 5%). Breakdown: weights + optimizer state, and the
+activations autograd saved for backward in the warm-up step (distinct storages), with the share of the
+(L x L) attention maps (the math attention path is taken in training: dropout > 0).
+Environment knobs: LAVIMO_BENCH_PRESETS
 (default "demo,paper"), LAVIMO_BENCH_STEPS (steps per size, default 8).
 """
 
@@ -45,7 +48,9 @@ def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(dataset_dir, out, cfg, progress=False)
         steps = min(steps, len(trainer.sampler) - 1)
-        trainer.train_epoch(_NoBar(), len(trainer.sampler), max_steps=1)  # warm-up: allocator, lazy inits
+        saved = _SavedActivations()
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
+            trainer.train_epoch(_NoBar(), len(trainer.sampler), max_steps=1)  # warm-up: allocator, lazy inits
         record = trainer.train_epoch(_NoBar(), len(trainer.sampler), max_steps=steps)
         device = trainer.proc.device
         if device.type == "cuda":
@@ -53,6 +58,13 @@ def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         counts = trainer.model.metadata()["parameters"]
+        state = sum(p.numel() * p.element_size() for p in trainer.model.parameters())
+        state += sum(
+            t.numel() * t.element_size()
+            for st in trainer.optimizer.state.values()
+            for t in st.values()
+            if torch.is_tensor(t)
+        )
         return {
             "preset": preset,
             "variant": variant,
@@ -64,7 +76,34 @@ def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
             "samples_per_s": record["samples_per_s"],
             "peak_memory_mb": peak,
             "data_wait_fraction": record["data_wait_fraction"],
+            "activations_mb": saved.total / 2**20,
+            "attention_maps_mb": saved.square / 2**20,
+            "frames": saved.frames,
+            "weights_optimizer_mb": state / 2**20,
         }
+
+
+class _SavedActivations:
+    """Bytes of the distinct tensor storages autograd keeps for backward in one step (the activations);
+    ``square``: those of (..., L, L) attention maps of sequences longer than 16 (motion frames)."""
+
+    def __init__(self) -> None:
+        self.storages: dict[int, int] = {}
+        self.total = self.square = self.frames = 0
+
+    def pack(self, tensor: Any) -> Any:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self.storages:
+            self.storages[storage.data_ptr()] = storage.nbytes()
+            self.total += storage.nbytes()
+            if tensor.dim() >= 3 and tensor.shape[-1] == tensor.shape[-2] > 16:
+                self.square += storage.nbytes()
+                self.frames = max(self.frames, int(tensor.shape[-1]))
+        return tensor
+
+    @staticmethod
+    def unpack(tensor: Any) -> Any:
+        return tensor
 
 
 class _NoBar:
@@ -106,5 +145,10 @@ def bench_train(args: argparse.Namespace) -> int:
             f"({result['trainable_m']:.1f} M trainable, text {result['text_encoder']}) | "
             f"{result['samples_per_s']:.1f} samples/s | peak memory {result['peak_memory_mb']:.0f} MB | "
             f"data wait {100 * result['data_wait_fraction']:.2f}% of step time"
+        )
+        print(
+            f"         memory: weights + optimizer state {result['weights_optimizer_mb']:.0f} MB, "
+            f"activations saved for backward {result['activations_mb']:.0f} MB (of which "
+            f"{result['attention_maps_mb']:.0f} MB attention maps, longest sequence {result['frames']})"
         )
     return 0

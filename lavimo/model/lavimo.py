@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from lavimo.model.config import ModelConfig
 from lavimo.model.decoder import MotionDecoder
+from lavimo.model.dropout import lean_dropout_
 from lavimo.model.fusion import FusionAttention
 from lavimo.model.losses import AlignmentLoss, reconstruction_loss
 from lavimo.model.motion_encoder import Encoded, MotionEncoder
@@ -44,6 +45,7 @@ class LAVIMO(nn.Module):
         )
         self.requested_config = config
         self.config = self._effective_config(config)
+        lean_dropout_(self)  # same numbers, less training memory on the CPU
 
     def _effective_config(self, config: ModelConfig) -> ModelConfig:
         """The config that rebuilds this exact architecture (records a text-backbone fallback)."""
