@@ -714,3 +714,26 @@ def test_frames_are_the_same_with_and_without_the_helper_thread(avatars_dir: Pat
         timeout=600,
     )
     assert done.returncode == 0 and done.stdout.strip().endswith("same"), done.stderr[-3000:]
+
+
+def test_audit_counts_frames_without_the_body(shard_frames: tuple[Path, dict], tmp_path: Path) -> None:
+    """`lavimo render audit` passes real rendered frames and finds a frame whose body was painted over."""
+    import shutil
+
+    import imageio.v3 as iio
+
+    frames = tmp_path / "frames"
+    shutil.copytree(shard_frames[0], frames)
+    report = tmp_path / "audit.json"
+    assert lavimo_render("audit", "--frames-dir", str(frames), "--json", str(report)).returncode == 0
+    clean = json.loads(report.read_text())
+    assert clean["ok"] and clean["frames"] == 8 * clean["clips"] > 0
+    victim = sorted(frames.rglob("03.png"))[0]
+    image = iio.imread(victim)
+    image[...] = image[0, 0]  # only the studio's background colour: no body
+    image[:, :, :3] = np.clip(image[:, :, :3].astype(int) + np.arange(512)[:, None, None] // 64, 0, 255)
+    iio.imwrite(victim, image)
+    done = lavimo_render("audit", "--frames-dir", str(frames), "--json", str(report), check=False)
+    assert done.returncode == 1, done.stdout
+    found = json.loads(report.read_text())
+    assert found["without_body"] == [f"{victim.parent.name}/03.png"] and not found["blank"]

@@ -97,6 +97,14 @@ def register(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("--out", default=None, help="merged list (default: {frames_dir}/rejected.csv)")
     merge.set_defaults(func=run_merge_rejects)
 
+    audit = commands.add_parser(
+        "audit", help="check every sampled frame: readable, the right size, not blank, the body in it (no bpy)"
+    )
+    audit.add_argument("--frames-dir", required=True, help="rendered clips (shard folders are searched too)")
+    audit.add_argument("--resolution", type=int, default=512, help="expected square frame size")
+    audit.add_argument("--json", default=None, help="also write the findings here")
+    audit.set_defaults(func=run_audit)
+
 
 def _settings(args: argparse.Namespace):
     """StudioSettings from the parsed options (refuses EEVEE without a GPU before Blender loads)."""
@@ -252,3 +260,21 @@ def run_merge_rejects(args: argparse.Namespace) -> int:
     for rejection in merged[:20]:
         print(f"  {rejection.item}: {rejection.reason}")
     return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """`lavimo render audit`: exit 1 when any frame is unreadable, of the wrong size, blank or without the body."""
+    from lavimo.io import save_json
+    from lavimo.render.check import audit_frames
+
+    audit = audit_frames(args.frames_dir, args.resolution)
+    print(
+        f"{audit.clips} clips, {audit.frames} frames: {len(audit.without_body)} frames without the body "
+        f"(in {len(audit.clips_without_body)} clips), {len(audit.wrong_size)} of the wrong size, "
+        f"{len(audit.blank)} blank, {len(audit.unreadable)} unreadable, {len(audit.incomplete)} clips incomplete"
+    )
+    for name in (audit.without_body + audit.wrong_size + audit.blank + audit.unreadable)[:20]:
+        print(f"  {name}")
+    if args.json:
+        save_json(args.json, audit.summary())
+    return 0 if audit.ok else 1
