@@ -2,8 +2,9 @@
 
 ``build_report(results, out)`` reads what the pipeline wrote (per dataset ``ds``):
 
-- ``{results}/{ds}/manifest.parquet``, ``{results}/{ds}/rejected.csv`` (prepare rejects),
-  ``{results}/{ds}/frames/*.rejected.csv`` (render rejects) and the rendered frames
+- ``{results}/{ds}/manifest.parquet``, ``{results}/{ds}/rejected.csv`` (the dataset's one rejection list:
+  prepare and features rows, and the render rows ``lavimo render merge-rejects`` merges in from the shards'
+  ``frames/*.rejected.csv``, which are therefore not read again) and the rendered frames
   ``{results}/{ds}/frames/{clip_id}/00.png .. 07.png`` and the render contact sheets
   ``{results}/{ds}/render_avatars.png`` and ``render_clips.png``;
 - ``{results}/{ds}/runs/{variant}/`` (variant ``3modal`` or ``2modal``): ``config.json``, ``history.jsonl``
@@ -242,7 +243,7 @@ def load_run(results: Path, ds: str, variant: str, missing: Missing) -> Run | No
 
 
 def load_dataset(results: Path, ds: str, variants: Sequence[str], missing: Missing) -> DatasetResults:
-    """Manifest, prepare and render rejects, and runs of one dataset (whatever exists)."""
+    """Manifest, rejects (of every stage, from the dataset's ``rejected.csv``) and runs of one dataset."""
     path = results / ds
     data = DatasetResults(ds, path)
     if not path.is_dir():
@@ -258,11 +259,8 @@ def load_dataset(results: Path, ds: str, variants: Sequence[str], missing: Missi
             missing.add(f"{manifest}: unreadable ({error})")
     else:
         missing.add(f"{ds}: no manifest.parquet (dataset not prepared)")
+    # every stage's rows, render included (merged from the shards' lists): each rejection once
     data.rejections = _read_rejections(path / "rejected.csv", missing)
-    frames = path / "frames"
-    if frames.is_dir():
-        for csv in sorted(frames.glob("*.rejected.csv")):
-            data.rejections += _read_rejections(csv, missing)
     for variant in variants:
         run = load_run(results, ds, variant, missing)
         if run is None:

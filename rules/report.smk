@@ -9,6 +9,8 @@ rule report:
         rendered=lambda wildcards: [
             done for ds in config["datasets_enabled"] for done in rendered_shards(ds)(wildcards)
         ],
+        # the report counts rejections from each dataset's rejected.csv alone: after the render rows are merged in
+        render_rejects=expand(f"{RESULTS}/{{ds}}/frames/rejected.csv", ds=config["datasets_enabled"]),
         ablations=existing_ablation_summaries,
         sheet=f"{AVATAR_DIR}/contact_sheet.png",
         render_sheets=expand(

@@ -20,8 +20,9 @@ from lavimo.cli import main
 from lavimo.datasets.captions import captions_for
 from lavimo.datasets.manifest import write_manifest
 from lavimo.evaluate import write_metrics
-from lavimo.io import Rejection, save_json, write_rejections
+from lavimo.io import Rejection, read_rejections, save_json, write_rejections
 from lavimo.published import TABLES, TRANSCRIPTION_NOTES
+from lavimo.render.rejects import merge_render_rejections, shard_rejections_path
 from lavimo.report import (
     BANDAI_NAMCO_NOTICE,
     NOT_EVALUATED,
@@ -226,12 +227,20 @@ def results(tmp_path: Path, kitml_fixture: Path) -> Path:
     colours = [(52, 101, 164), (204, 85, 0), (46, 139, 87), (142, 68, 173)]
     for k, clip_id in enumerate(test_ids[:-1]):  # the last test clip has no frames: a grey placeholder
         _write_frames(kit / "frames", clip_id, colours[k % 4])
+    # rejections as the pipeline writes them: prepare's rows in the dataset's list, the render shard's own
+    # list, then lavimo render merge-rejects (rule render_rejects) adding the render rows to the dataset's list
     write_rejections(
-        kit / "frames" / "0000.rejected.csv",
+        kit / "rejected.csv",
+        [Rejection("03999", "prepare", "kitml/03999.npy", "no motion file")],
+        "prepare",
+    )
+    write_rejections(
+        shard_rejections_path(kit / "frames", "0000"),
         [Rejection(split_ids["test"][-1], "render", "kitml", "RuntimeError: Blender crashed")],
         "render",
     )
     (kit / "frames" / "0000.done").write_text("{}")
+    merge_render_rejections(kit)
     t2m = [  # the ground truth first; the clip without frames second
         {
             "query": q,
@@ -383,16 +392,32 @@ def test_dataset_without_runs_and_empty_results(tmp_path: Path, results: Path) -
     assert "Missing (" in document and "Bandai" not in document
 
 
+def test_each_rejection_is_counted_once(results: Path) -> None:
+    """A render rejection sits in its shard's list and, once merged, in the dataset's: the report counts it once."""
+    kit = results / "kitml"
+    merged = read_rejections(kit / "rejected.csv")
+    assert [r.stage for r in merged] == ["prepare", "render"]  # the dataset's one list, after the merge
+    assert read_rejections(kit / "frames" / "rejected.csv") == merged[1:]
+    assert read_rejections(kit / "frames" / "0000.rejected.csv") == merged[1:]  # still there
+    build_report(results, results / "rejects.html", datasets=["demo", "kitml"])
+    document = (results / "rejects.html").read_text()
+    kit_section = _between(document, 'id="dataset-kitml"', "<h")  # up to the next heading
+    assert "Rejected 2 item(s) (prepare: 1, render: 1)" in kit_section
+    assert kit_section.count("RuntimeError: Blender crashed") == 1
+    assert re.search(r'<td>render</td><td>RuntimeError: Blender crashed</td><td class="num">1</td>', kit_section)
+    assert "Rejected 2 item(s) (prepare: 2)" in _between(document, 'id="dataset-demo"', "<h")
+
+
 def test_corrupt_inputs_are_listed_not_fatal(results: Path) -> None:
     run = results / "kitml" / "runs" / "3modal"
     (run / "metrics.json").write_text("{not json")
     (run / "history.jsonl").write_text((run / "history.jsonl").read_text() + "{truncated\n")
     (run / "retrieval.json").write_text(json.dumps({"t2m": [{"query": "00004", "caption": "x", "top": [["00004"]]}]}))
-    (results / "kitml" / "frames" / "0000.rejected.csv").write_text("garbage\n1,2\n")
+    (results / "kitml" / "rejected.csv").write_text("garbage\n1,2\n")
     summary = build_report(results, results / "r.html", datasets=["kitml"])
     missing = "\n".join(summary.missing)
     assert "metrics.json: unreadable" in missing and "line 5 is not JSON" in missing
-    assert "0000.rejected.csv: unreadable" in missing
+    assert "kitml/rejected.csv: unreadable" in missing
     document = (results / "r.html").read_text()
     assert "malformed entry" in document and NOT_EVALUATED in _table(document, "table-kitml-text")
 

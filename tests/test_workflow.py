@@ -92,3 +92,28 @@ def test_train_rule_passes_every_preset_setting(repo_root: Path) -> None:
     demo = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["presets"]["demo"]
     for key, value in demo.items():
         assert f"--set {key}={value}" in command
+
+
+def _report_dry_run(repo_root: Path, variants: list[str] | None = None) -> str:
+    """`snakemake -n -p --forceall report` (with ``train.variants`` overridden when given): its output."""
+    command = [SNAKEMAKE, "-n", "-p", "--forceall", "report"]
+    if variants is not None:
+        command += ["--config", f"train={{'variants': {variants!r}}}"]
+    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    return output
+
+
+def _job_block(output: str, rule: str) -> str:
+    """The dry run's lines of the job of ``rule`` (from `rule NAME:` up to its shell command)."""
+    start = output.index(f"rule {rule}:")
+    return output[start : output.index("Shell command:", start)]
+
+
+def test_report_waits_for_the_merged_render_rejections(repo_root: Path) -> None:
+    """The report reads the dataset's rejected.csv only: it runs after the render rows are merged into it,
+    also when no 3-modal run (whose features wait for that merge) is configured."""
+    output = _report_dry_run(repo_root, ["2modal"])
+    assert "results/demo/frames/rejected.csv" in _job_block(output, "report")
+    assert "rule render_rejects:" in output and "rule features:" not in output
