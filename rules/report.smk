@@ -27,6 +27,7 @@ rule report:
     params:
         results=lambda wildcards, output: os.path.dirname(output.html),
         datasets=" ".join(config["datasets_enabled"]),
+        variants=" ".join(config["train"]["variants"]),
         backend=AVATAR_BACKEND,
     threads: 1
     resources:
@@ -35,4 +36,5 @@ rule report:
         "../envs/ml.yaml"
     shell:
         "lavimo report --results {params.results} --out {output.html} --datasets {params.datasets}"
+        " --variants {params.variants}"
         " --avatar-backend {params.backend} > {log} 2>&1"

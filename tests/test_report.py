@@ -431,6 +431,19 @@ def test_cli_writes_the_report(results: Path, capsys: pytest.CaptureFixture[str]
     assert document.index('id="results-kitml"') < document.index('id="results-demo"')  # the order given
 
 
+def test_cli_reports_only_the_variants_asked_for(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With --variants 3modal (config train.variants: [3modal]) a tree without 2-modal runs misses nothing of 2modal."""
+    shutil.rmtree(results / "kitml" / "runs" / "2modal")
+    out = results / "variants.html"
+    argv = ["report", "--results", str(results), "--out", str(out), "--datasets", "kitml"]
+    assert main([*argv, "--variants", "3modal"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 run(s)" in printed and "2modal" not in printed  # the summary and every missing piece
+    assert "2modal" not in _between(out.read_text(), 'id="missing"', "</ul>")
+    assert main(argv) == 0  # the default looks for both variants
+    assert "missing: kitml/2modal: no run" in capsys.readouterr().out
+
+
 def test_attribution_notice_matches_the_bundle(repo_root: Path) -> None:
     bundle = " ".join((repo_root / "resources/demo/ATTRIBUTION.md").read_text().split())
     for line in BANDAI_NAMCO_NOTICE:

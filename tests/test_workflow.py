@@ -117,3 +117,17 @@ def test_report_waits_for_the_merged_render_rejections(repo_root: Path) -> None:
     output = _report_dry_run(repo_root, ["2modal"])
     assert "results/demo/frames/rejected.csv" in _job_block(output, "report")
     assert "rule render_rejects:" in output and "rule features:" not in output
+
+
+def _report_command(output: str) -> str:
+    """The `lavimo report` command among the dry run's "Shell command:" lines."""
+    commands = [line.split("Shell command: ")[-1].strip() for line in output.splitlines()]
+    return next(line for line in commands if line.startswith("lavimo report"))
+
+
+def test_report_rule_passes_the_configured_variants(repo_root: Path) -> None:
+    only_3modal = _report_command(_report_dry_run(repo_root, ["3modal"]))
+    assert "--variants 3modal " in only_3modal and "2modal" not in only_3modal
+    default = _report_command(_report_dry_run(repo_root))
+    variants = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["variants"]
+    assert f"--variants {' '.join(variants)} " in default
