@@ -46,7 +46,7 @@ from lavimo.datasets.retrieval import (
     compute_motion_stats,
     split_ids,
 )
-from lavimo.embed import MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
+from lavimo.embed import CHECKPOINT_FORMAT, MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
 from lavimo.model import LAVIMO, ModelConfig
@@ -56,7 +56,6 @@ from lavimo.video.cache import FeatureCache
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-CHECKPOINT_FORMAT = 1
 # fields that may change between a run and its resumption without changing the numbers it produces
 RESUME_FREE_FIELDS = ("num_workers", "device", "log_every")
 

@@ -16,7 +16,7 @@ from lavimo.datasets.retrieval import EpochBatchSampler, RetrievalDataset, compu
 from lavimo.embed import load_trained
 from lavimo.io import LavimoInputError
 from lavimo.text.sentences import SentenceCache
-from lavimo.train import TrainConfig, Trainer, lr_at, make_train_config, train
+from lavimo.train import CHECKPOINT_FORMAT, TrainConfig, Trainer, lr_at, make_train_config, train
 from lavimo.video.cache import FeatureCache
 
 
@@ -125,6 +125,34 @@ def test_resume_after_a_kill_continues_exactly(
         assert [r[key] for r in resumed] == [s[key] for s in straight], key
     with pytest.raises(LavimoInputError, match="other settings"):
         Trainer(training_dataset, out, make_train_config("tiny", {**TINY, "lr": "0.5"}), progress=False).resume()
+
+
+def test_a_checkpoint_of_another_format_or_without_one_is_refused(
+    training_dataset: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    state = torch.load(tiny_run / "model.pt", map_location="cpu", weights_only=True)
+    assert state["format"] == CHECKPOINT_FORMAT
+    model, _, _ = load_trained(tiny_run / "model.pt")  # a real one still loads
+    assert not model.training
+    other = tmp_path / "other.pt"
+    torch.save({**state, "format": CHECKPOINT_FORMAT + 1}, other)
+    unstamped = tmp_path / "unstamped.pt"
+    torch.save({k: v for k, v in state.items() if k != "format"}, unstamped)
+    found, expected = CHECKPOINT_FORMAT + 1, CHECKPOINT_FORMAT
+    with pytest.raises(LavimoInputError, match=f"checkpoint format {found}, expected {expected}") as error:
+        load_trained(other)
+    assert error.value.path == str(other) and str(error.value).startswith(f"{other}: ")
+    with pytest.raises(LavimoInputError, match=f"no checkpoint format stamp \\(expected {expected}\\)") as error:
+        load_trained(unstamped)
+    assert error.value.path == str(unstamped) and str(error.value).startswith(f"{unstamped}: ")
+    # resuming from a last.pt of another format is refused too
+    out = tmp_path / "resume"
+    last = torch.load(tiny_run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    (out / "checkpoints").mkdir(parents=True)
+    torch.save({**last, "format": found}, out / "checkpoints" / "last.pt")
+    with pytest.raises(LavimoInputError, match=f"checkpoint format {found}, expected {expected}") as error:
+        Trainer(training_dataset, out, make_train_config("tiny", TINY), progress=False).resume()
+    assert error.value.path == str(out / "checkpoints" / "last.pt")
 
 
 def test_two_modal_run_needs_no_video(training_dataset: Path, tmp_path: Path) -> None:
