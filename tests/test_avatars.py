@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lavimo.avatars.build import AVATAR_KEYS, Avatar, build_avatars, face_regions, load_avatar
+from lavimo.avatars.body import Avatar
+from lavimo.avatars.build import AVATAR_KEYS, build_avatars, face_regions, load_avatar
 from lavimo.avatars.presets import NUM_PRESETS, PRESETS, REGION_NAMES
 from lavimo.avatars.retarget import Posed, bone_errors_deg, contact_heights, retarget
 from lavimo.avatars.simplify import simplify_avatar

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lavimo.avatars.build import Body
+from lavimo.avatars.body import Body
 from lavimo.avatars.retarget import (
     HUMANML3D_PELVIS_DIRS,
     HUMANML3D_SPINE3_DIRS,

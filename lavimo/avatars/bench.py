@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from lavimo.avatars.build import Avatar, build_avatars, load_avatar
+from lavimo.avatars.body import Avatar
+from lavimo.avatars.build import build_avatars, load_avatar
 from lavimo.avatars.retarget import FOOT_JOINTS, bone_errors_deg, contact_heights, foot_contacts, retarget
 from lavimo.avatars.skinning import skin
 from lavimo.io import LavimoInputError

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from lavimo.avatars.build import Avatar
+from lavimo.avatars.body import Avatar
 
 
 def simplified_mesh(vertices: np.ndarray, faces: np.ndarray, keep: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from lavimo.avatars.build import Body
+from lavimo.avatars.body import Body
 from lavimo.io import LavimoInputError
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from lavimo import __version__
-from lavimo.avatars.build import Avatar, load_avatar
+from lavimo.avatars.body import Avatar
+from lavimo.avatars.build import load_avatar
 from lavimo.avatars.retarget import retarget
 from lavimo.avatars.simplify import simplify_avatar
 from lavimo.avatars.skinning import skin
