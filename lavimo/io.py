@@ -1,9 +1,11 @@
-"""Atomic artifact writes and the per-dataset rejection log shared by every stage."""
+"""Atomic artifact writes, checked reads (JSON, file hashes) and the per-dataset rejection log shared by every stage."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
+import hashlib
 import json
 import os
 import tempfile
@@ -67,6 +69,32 @@ def save_text(path: str | os.PathLike[str], text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """A JSON file, or an input error naming it (``what`` says what the file is)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LavimoInputError(path, f"{what} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise LavimoInputError(path, f"unreadable {what} ({error})") from error
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file (memoised per path, size and mtime)."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)

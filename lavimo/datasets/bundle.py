@@ -7,7 +7,6 @@ and sha256 of each archive). Archives are byte-reproducible: sorted members, zer
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import lzma
@@ -17,7 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+from lavimo.io import LavimoInputError, atomic_path, file_sha256, save_json, save_text
 
 DATASETS: tuple[str, ...] = ("dataset-1", "dataset-2")
 BUNDLE_INDEX = "bundle.json"
@@ -70,14 +69,6 @@ def _tar_bytes(members: list[tuple[str, Path]]) -> bytes:
     return buffer.getvalue()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_demo_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) -> dict[str, Any]:
     """Build the demo bundle from a Bandai-Namco copy (``src/dataset-{1,2}``) into ``out``; returns the index."""
     src, out = Path(src), Path(out)
@@ -94,7 +85,7 @@ def build_demo_bundle(src: str | os.PathLike[str], out: str | os.PathLike[str]) 
             shutil.copyfile(dataset_dir / "LICENSE", tmp)
         index["archives"][name] = {
             "file": archive.name,
-            "sha256": _sha256(archive),
+            "sha256": file_sha256(archive),
             "bytes": archive.stat().st_size,
             "bvh": sum(1 for n, _ in members if n.endswith(".bvh")),
             "labels": sum(1 for n, _ in members if n.endswith(".json")),
@@ -129,7 +120,7 @@ def unpack_bundle(bundle: str | os.PathLike[str], dest: str | os.PathLike[str]) 
         if stamp.exists() and stamp.read_text().strip() == entry["sha256"]:
             continue
         archive = bundle / entry["file"]
-        if not archive.exists() or _sha256(archive) != entry["sha256"]:
+        if not archive.exists() or file_sha256(archive) != entry["sha256"]:
             raise LavimoInputError(archive, "missing or does not match the sha256 in bundle.json")
         _extract(archive, target, entry["sha256"])
     return folders

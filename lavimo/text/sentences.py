@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a hub look-up hang on 
 
 import numpy as np
 
-from lavimo.io import LavimoInputError, save_json, save_npy
+from lavimo.io import LavimoInputError, file_sha256, read_json, save_json, save_npy
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,6 @@ def resolve_sentence_model(model: str | os.PathLike[str] | None = None) -> Sente
 
 def weights_sha256(folder: Path) -> str:
     """SHA-256 of a model folder's weight file (first of model.safetensors / pytorch_model.bin)."""
-    from lavimo.video.encoders import file_sha256
-
     for name in WEIGHT_FILES:
         if (folder / name).is_file():
             return file_sha256(folder / name)
@@ -172,8 +170,6 @@ class SentenceCache:
     """Read access to cached caption embeddings of one model."""
 
     def __init__(self, out_dir: str | os.PathLike[str], name: str | None = None) -> None:
-        from lavimo.video.cache import read_json
-
         out_dir = Path(out_dir)
         name = name or str(read_json(out_dir / CURRENT, "current sentence cache pointer")["name"])
         self.meta: dict[str, Any] = read_json(out_dir / f"{name}.json", "sentence cache meta")

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from lavimo import __version__
-from lavimo.io import LavimoInputError, Rejection, read_rejections, save_json, save_npy, write_rejections
+from lavimo.io import LavimoInputError, Rejection, read_json, read_rejections, save_json, save_npy, write_rejections
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
@@ -32,7 +32,6 @@ from lavimo.video.cache import (
     config_hash,
     make_encoder_id,
     pointer_file,
-    read_json,
 )
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
 from lavimo.video.frames import clip_frame_dir, load_clip_frames

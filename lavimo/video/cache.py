@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from lavimo.io import LavimoInputError
+from lavimo.io import LavimoInputError, read_json
 
 FORMAT_VERSION = 1
 INDEX_COLUMNS = ("shard", "row", "n_views", "split")
@@ -42,16 +42,6 @@ def config_hash(config: dict[str, Any]) -> str:
 def make_encoder_id(encoder_name: str, full_hash: str) -> str:
     """The cache folder name: encoder name plus a short config hash."""
     return f"{encoder_name}-{full_hash[:10]}"
-
-
-def read_json(path: Path, what: str) -> Any:
-    """A JSON file, or an input error naming it."""
-    if not path.is_file():
-        raise LavimoInputError(path, f"{what} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise LavimoInputError(path, f"unreadable {what} ({error})") from error
 
 
 def pointer_file(pointer: str = "current") -> str:

@@ -17,8 +17,6 @@ Random initialisation only on request (``random_init=True``: tests and plumbing 
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 import warnings
@@ -31,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub look-up may hang on a mac
 import torch
 from torch import nn
 
-from lavimo.io import LavimoInputError
+from lavimo.io import LavimoInputError, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -162,21 +160,6 @@ def find_cached_openai_clip() -> Path | None:
                 return Path(found)
     legacy = Path(os.path.expanduser("~/.cache/clip")) / "ViT-B-32.pt"
     return legacy if legacy.is_file() else None
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file (memoised per path, size and mtime)."""
-    stat = Path(path).stat()
-    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def vit_b32_visual(on_meta: bool = False) -> nn.Module:
