@@ -14,11 +14,11 @@ from lavimo.datasets.build import PrepareOptions
 from lavimo.datasets.demo import prepare_demo
 from lavimo.datasets.manifest import iter_motions
 from lavimo.datasets.splits import read_split, write_splits
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.motion.skeleton import T2M_KINEMATIC_CHAINS
 from lavimo.text.sentences import SentenceEncoder, build_sentence_cache, resolve_sentence_model
 from lavimo.video.build import BuildOptions, build_feature_cache
 from lavimo.video.encoders import FrameEncoder, Preprocessing, WeightsInfo
-from lavimo.video.sampling import uniform_frame_indices
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRAIN = {"epochs": "2", "batch_size": "8", "num_workers": "0"}  # `lavimo train --preset tiny` overrides

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as tvf
 
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.video.augment import AugmentConfig, gaussian_blur_fast, make_views, view_seed
-from lavimo.video.sampling import uniform_frame_indices
 
 CFG = AugmentConfig()
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import Rejection, read_rejections, write_rejections
 from lavimo.render import antialias, engines, floor, framing, png, readback
 
@@ -107,9 +108,9 @@ def shard_frames(dataset: Path, avatars_dir: Path, tmp_path_factory: pytest.Temp
 # ------------------------------------------------------------------------------------------------ no Blender
 
 
-def test_sample_frame_indices_are_uniform_segment_centres() -> None:
-    assert framing.sample_frame_indices(170, 8).tolist() == [10, 31, 53, 74, 95, 116, 138, 159]
-    assert framing.sample_frame_indices(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+def test_rendered_frames_are_uniform_segment_centres() -> None:
+    assert uniform_frame_indices(170, 8).tolist() == [10, 31, 53, 74, 95, 116, 138, 159]
+    assert uniform_frame_indices(3, 8).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
 
 
 def test_gaussian_smoothing_keeps_a_straight_walk() -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError
 from lavimo.motion.skeleton import T2M_KINEMATIC_CHAINS
-from lavimo.render.framing import sample_frame_indices
 
 FIXTURE = Path(__file__).resolve().parents[2] / "tests" / "data" / "humanml3d" / "new_joints" / "012314.npy"
 DEFAULT_CLIPS = 20
@@ -144,7 +144,7 @@ def skeleton_plots(clips: list[np.ndarray], out_dir: Path, num_frames: int = 8) 
     start, frames = time.perf_counter(), 0
     fig = plt.figure(figsize=(5.12, 5.12), dpi=100)
     for c, joints in enumerate(clips):
-        for k, t in enumerate(sample_frame_indices(len(joints), num_frames)):
+        for k, t in enumerate(uniform_frame_indices(len(joints), num_frames)):
             fig.clf()
             ax = fig.add_subplot(projection="3d")
             for chain in T2M_KINEMATIC_CHAINS:

@@ -32,12 +32,13 @@ from lavimo.avatars.build import load_avatar
 from lavimo.avatars.retarget import retarget
 from lavimo.avatars.simplify import simplify_avatar
 from lavimo.avatars.skinning import skin
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError, save_json
 from lavimo.motion.skeleton import NUM_JOINTS
 from lavimo.render import floor
 from lavimo.render.check import MIN_BODY_SHARE, body_share
 from lavimo.render.floor import GridLayout
-from lavimo.render.framing import CameraPath, CameraRig, camera_path, sample_frame_indices
+from lavimo.render.framing import CameraPath, CameraRig, camera_path
 from lavimo.render.png import encode_png
 from lavimo.render.scene import Studio, StudioSettings
 from lavimo.render.video import VideoWriter
@@ -276,7 +277,7 @@ def plan_clip(
     posed = retarget(avatar, joints)
     if not np.isfinite(posed.joints).all():
         raise ValueError("retargeting produced non-finite joints")
-    indices = sample_frame_indices(len(joints), options.num_frames)
+    indices = uniform_frame_indices(len(joints), options.num_frames)
     sampled = np.unique(indices)
     frames = np.arange(len(joints)) if options.every_frame else sampled
     vertices = skin(avatar, posed, sampled)

@@ -1,4 +1,4 @@
-"""Frame sampling and the follow camera (numpy only: importable without bpy).
+"""The follow camera (numpy only: importable without bpy).
 
 Coordinates are the motion's: metres, Y up, the first frame facing +Z. The camera looks at a target
 that follows a Gaussian-smoothed root trajectory, from a fixed direction (azimuth about Y from the
@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from lavimo.video.sampling import uniform_frame_indices
 
 UP = np.array([0.0, 1.0, 0.0])
 
@@ -40,11 +38,6 @@ class CameraPath:
     distance: float
     direction: np.ndarray  # (3,) unit vector from target to camera
     fov_deg: float
-
-
-def sample_frame_indices(n_frames: int, count: int = 8) -> np.ndarray:
-    """``count`` frame indices spread uniformly over ``n_frames`` (segment centres; the video side's sampling)."""
-    return uniform_frame_indices(n_frames, count)
 
 
 def gaussian_smooth(values: np.ndarray, sigma_frames: float) -> np.ndarray:

@@ -10,9 +10,10 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import atomic_path
 from lavimo.render.clip import AvatarBank, ClipJob, ClipOptions, check_joints, clip_images
-from lavimo.render.framing import CameraRig, camera_path, sample_frame_indices
+from lavimo.render.framing import CameraRig, camera_path
 from lavimo.render.scene import Studio, StudioSettings
 
 LABEL_HEIGHT = 26
@@ -140,7 +141,7 @@ def _one_frame(studio: Studio, bank: AvatarBank, job: ClipJob, options: ClipOpti
 
     avatar = bank.get(job.avatar)
     posed = retarget(avatar, job.joints)
-    indices = np.unique(sample_frame_indices(len(job.joints), options.num_frames))
+    indices = np.unique(uniform_frame_indices(len(job.joints), options.num_frames))
     camera = camera_path(posed.joints, job.fps, avatar.height, options.rig, skin(avatar, posed, indices), indices)
     studio.set_floor(camera.targets[:, [0, 2]])
     studio.show(job.avatar)

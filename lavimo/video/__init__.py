@@ -1,5 +1,5 @@
-"""Video side of the pipeline: frame sampling, clip-consistent augmentation, frame encoders, feature cache.
+"""Video side of the pipeline: rendered frames, clip-consistent augmentation, frame encoders, feature cache.
 
-Importing this package is cheap and torch-free (the renderer imports :mod:`lavimo.video.sampling`);
-the torch-based modules (augment, encoders, cache, build) are imported explicitly.
+Frame sampling, which the renderer shares, lives in :mod:`lavimo.frame_sampling`. Importing this package is
+cheap; the torch-based modules (augment, encoders, frames, build) are imported explicitly.
 """

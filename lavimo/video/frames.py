@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError
-from lavimo.video.sampling import uniform_frame_indices
 
 
 def clip_frame_dir(frames_dir: Path, clip_id: str, shard: str | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Uniform frame sampling (numpy only: the renderer, which imports bpy, uses it too)."""
+"""Uniform frame sampling, shared by the renderer (bpy side) and the video features (torch side): numpy only."""
 
 from __future__ import annotations
 
