@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lavimo.datasets.retrieval import Collate, MotionStats, RetrievalDataset
 from lavimo.io import LavimoInputError
 from lavimo.model import LAVIMO, ModelConfig
+from lavimo.retrieval_data import Collate, MotionStats, RetrievalDataset
 
 PathLike = str | os.PathLike[str]
 MODEL_FILE = "model.pt"

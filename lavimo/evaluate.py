@@ -291,9 +291,9 @@ def evaluate_run(
     """
     import json
 
-    from lavimo.datasets.retrieval import RetrievalDataset, split_ids
     from lavimo.embed import embed_dataset, load_trained
     from lavimo.io import LavimoInputError, save_npz
+    from lavimo.retrieval_data import RetrievalDataset, split_ids
     from lavimo.text.sentences import SentenceCache
     from lavimo.text.similarity import similarity_record
     from lavimo.video.cache import FeatureCache

@@ -38,7 +38,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lavimo.datasets.retrieval import (
+from lavimo.embed import CHECKPOINT_FORMAT, MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
+from lavimo.evaluate import evaluate_embeddings
+from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+from lavimo.model import LAVIMO, ModelConfig
+from lavimo.retrieval_data import (
     Collate,
     EpochBatchSampler,
     MotionStats,
@@ -46,10 +50,6 @@ from lavimo.datasets.retrieval import (
     compute_motion_stats,
     split_ids,
 )
-from lavimo.embed import CHECKPOINT_FORMAT, MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
-from lavimo.evaluate import evaluate_embeddings
-from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
-from lavimo.model import LAVIMO, ModelConfig
 from lavimo.text.sentences import SentenceCache
 from lavimo.video.cache import FeatureCache
 
