@@ -40,7 +40,7 @@ def tiny_run(training_dataset: Path) -> Path:
     """A finished, evaluated tiny 3-modal run in ``{training_dataset}/runs/3modal`` (2 epochs)."""
     from helpers import TINY_TRAIN
 
-    from lavimo.evaluate import evaluate_run
+    from lavimo.evaluate_run import evaluate_run
     from lavimo.train import make_train_config, train
 
     out = training_dataset / "runs" / "3modal"

@@ -61,7 +61,7 @@ def test_cli_summarises_real_tiny_runs(training_dataset: Path, tiny_run: Path, t
     from helpers import TINY_TRAIN
 
     from lavimo.cli import main
-    from lavimo.evaluate import evaluate_run
+    from lavimo.evaluate_run import evaluate_run
     from lavimo.train import make_train_config, train
 
     specs = [f"3modal:0:{tiny_run}"]
@@ -91,7 +91,7 @@ def test_cli_summarises_real_tiny_runs(training_dataset: Path, tiny_run: Path, t
 
 
 def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Path) -> None:
-    from lavimo.evaluate import evaluate_run
+    from lavimo.evaluate_run import evaluate_run
 
     before = (tiny_run / "metrics.json").read_bytes()
     result = evaluate_run(tiny_run, split="val")

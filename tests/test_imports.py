@@ -7,7 +7,7 @@ Every import of a ``lavimo`` module counts, wherever it sits in a file (module l
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -15,7 +15,9 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lavimo"
 TORCH_PACKAGES = frozenset({"torch", "torchvision"})
 # the render process: the renderer package and the CLI group that drives it
-RENDER_PROCESS_ROOTS = ("lavimo.render", "lavimo.commands.render")
+RENDER_PROCESS = ("lavimo.render", "lavimo.commands.render")
+# the retrieval metrics: `lavimo metrics` and the trainer's validation
+NUMPY_ONLY = ("lavimo.evaluate", "lavimo.commands.metrics")
 
 
 @dataclass
@@ -170,10 +172,67 @@ def shortest_cycle(graph: dict[str, set[str]], start: str) -> list[str]:
     raise AssertionError(f"{start} is on no cycle")
 
 
-def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """One cycle per tangle of mutually importing modules."""
+def import_cycles(graph: dict[str, set[str]]) -> list[tuple[list[str], list[str]]]:
+    """(a shortest cycle, every node tangled in it) for each tangle of mutually importing nodes."""
     tangles = [c for c in strongly_connected(graph) if len(c) > 1 or c[0] in graph[c[0]]]
-    return [shortest_cycle(graph, tangle[0]) for tangle in sorted(tangles)]
+    return [(shortest_cycle(graph, tangle[0]), tangle) for tangle in sorted(tangles)]
+
+
+def cycles_message(what: str, graph: dict[str, set[str]]) -> str:
+    """Every cycle of ``graph``, one line each ('' if none)."""
+    lines = [
+        " -> ".join(cycle) + (f"   (tangled: {', '.join(tangle)})" if len(tangle) > 2 else "")
+        for cycle, tangle in import_cycles(graph)
+    ]
+    return f"import cycles between {what}:\n" + "\n".join(lines) if lines else ""
+
+
+def component(name: str) -> str:
+    """The part of lavimo a module belongs to: its subpackage (``lavimo.video``) or itself (``lavimo.train``).
+
+    A ``bench`` module is a part of its own: a benchmark driver run by ``lavimo bench`` that stands on its
+    package (and on whatever provides its data), like a CLI command does.
+    """
+    parts = name.split(".")
+    return name if parts[-1] == "bench" or len(parts) < 3 else ".".join(parts[:2])
+
+
+def component_graph() -> dict[str, set[str]]:
+    """Part -> the other parts it imports (the module graph with each subpackage drawn as one node)."""
+    graph: dict[str, set[str]] = {}
+    for name, targets in import_graph().items():
+        graph.setdefault(component(name), set()).update(component(t) for t in targets)
+    return {part: targets - {part} for part, targets in graph.items()}
+
+
+def torch_reach(roots: list[str], follow_lazy: Callable[[str], bool]) -> list[str]:
+    """Chains by which importing ``roots`` reaches torch (empty: it never does).
+
+    Every module's import-time imports are followed; a module's lazy ones (inside functions) too where
+    ``follow_lazy(module)``.
+    """
+    reached: dict[str, str] = {}  # module -> the module that imports it
+    todo = [(name, name) for name in roots]
+    chains = []
+    while todo:
+        name, via = todo.pop()
+        if name in reached:
+            continue
+        reached[name] = via
+        imports = module_imports(name)
+        lazy = follow_lazy(name)
+        torch_imports = (imports.external if lazy else imports.external_eager) & TORCH_PACKAGES
+        if torch_imports:
+            chain = [name]
+            while reached[chain[-1]] != chain[-1]:
+                chain.append(reached[chain[-1]])
+            chains.append(" <- ".join(chain) + f" imports {', '.join(sorted(torch_imports))}")
+        todo.extend((child, name) for child in sorted(imports.lavimo if lazy else imports.lavimo_eager))
+    return chains
+
+
+def in_packages(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
 
 
 def test_graph_sees_lazy_and_relative_imports() -> None:
@@ -182,38 +241,37 @@ def test_graph_sees_lazy_and_relative_imports() -> None:
     assert "lavimo.render.floor" in graph["lavimo.render.clip"]  # `from lavimo.render import floor`
     assert "lavimo.datasets" in graph["lavimo.render.shard"]  # the package runs before its submodule
     assert "lavimo.datasets.manifest" in graph["lavimo.render.shard"]  # imported inside a function
-    assert "lavimo.motion.skeleton" in graph["lavimo.motion.humanml3d"]
+    assert "lavimo.motion.skeleton" in graph["lavimo.motion.humanml3d"]  # `from lavimo.motion import skeleton`
+    assert component("lavimo.video.cache") == "lavimo.video" and component("lavimo.io") == "lavimo.io"
+    assert component("lavimo.model.bench") == "lavimo.model.bench"
 
 
 def test_cycle_finder() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}}
-    assert import_cycles(graph) == [["a", "b", "c", "a"], ["e", "e"]]
+    assert import_cycles(graph) == [(["a", "b", "c", "a"], ["a", "b", "c"]), (["e", "e"], ["e"])]
     assert import_cycles({"a": {"b"}, "b": set()}) == []
+    assert "a -> b -> c -> a   (tangled: a, b, c)" in cycles_message("nodes", graph)
 
 
-def test_no_import_cycles() -> None:
-    cycles = import_cycles(import_graph())
-    assert not cycles, "import cycles in lavimo/:\n" + "\n".join(" -> ".join(cycle) for cycle in cycles)
+def test_no_import_cycles_between_modules() -> None:
+    message = cycles_message("lavimo modules", import_graph())
+    assert not message, message
+
+
+def test_no_import_cycles_between_packages() -> None:
+    """Subpackages and top-level modules form layers too: datasets -> text -> video -> datasets is a cycle."""
+    message = cycles_message("lavimo packages (and top-level modules)", component_graph())
+    assert not message, message
 
 
 def test_render_process_never_imports_torch() -> None:
-    """The render modules never import torch; neither does anything they import (run at import time) import it."""
-    roots = [name for name in module_files() if any(name.startswith(root) for root in RENDER_PROCESS_ROOTS)]
-    reached: dict[str, str] = {}  # module -> the module that imports it
-    todo = [(name, name) for name in roots]
-    offenders = []
-    while todo:
-        name, via = todo.pop()
-        if name in reached:
-            continue
-        reached[name] = via
-        imports = module_imports(name)
-        is_root = name in roots
-        torch_imports = (imports.external if is_root else imports.external_eager) & TORCH_PACKAGES
-        if torch_imports:
-            chain = [name]
-            while reached[chain[-1]] != chain[-1]:
-                chain.append(reached[chain[-1]])
-            offenders.append(" <- ".join(chain) + f" imports {sorted(torch_imports)}")
-        todo.extend((child, name) for child in (imports.lavimo if is_root else imports.lavimo_eager))
-    assert not offenders, "the render process would import torch:\n" + "\n".join(offenders)
+    """The render modules never import torch, nor anything they import (only import-time imports of the rest)."""
+    roots = [name for name in module_files() if in_packages(name, RENDER_PROCESS)]
+    chains = torch_reach(roots, lambda name: in_packages(name, RENDER_PROCESS))
+    assert not chains, "the render process would import torch:\n" + "\n".join(chains)
+
+
+def test_metrics_stay_numpy_only() -> None:
+    """What `lavimo metrics` and the trainer's validation use never imports torch, lazily or not."""
+    chains = torch_reach(list(NUMPY_ONLY), lambda name: True)
+    assert not chains, "the metrics would import torch:\n" + "\n".join(chains)

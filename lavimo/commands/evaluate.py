@@ -18,7 +18,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lavimo.evaluate import evaluate_run
+    from lavimo.evaluate_run import evaluate_run
 
     results = evaluate_run(
         args.run,
