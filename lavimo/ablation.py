@@ -134,6 +134,44 @@ def run_encoders(run_dir: str | os.PathLike[str]) -> dict[str, str]:
     }
 
 
+def load_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A study's ablation.json, or an input error naming it."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise LavimoInputError(path, f"not a readable ablation summary ({error})") from error
+    if not isinstance(summary, dict) or "results" not in summary:
+        raise LavimoInputError(path, "not an ablation summary (no 'results'): made by `lavimo ablation`?")
+    return summary
+
+
 def write_study(path: str | os.PathLike[str], summary: Mapping[str, Any]) -> None:
     """Write a study's ablation.json atomically."""
     save_json(path, dict(summary))
+
+
+def _cell(entry: Mapping[str, Any] | None) -> str:
+    return f"{entry['mean']:.2f} ± {entry['std']:.2f}" if entry else "–"
+
+
+def markdown_table(
+    summaries: Sequence[Mapping[str, Any]], cells: Sequence[tuple[str, str, str]] = (("normal", "t2m", "R@1"),)
+) -> str:
+    """One markdown row per study and (protocol, direction, metric): both variants (mean ± std over seeds), the
+    paired 3-modal − 2-modal difference with its confidence interval, and the verdict."""
+    lines = [
+        "| study | protocol | direction | metric | seeds | 3-modal | 2-modal | 3-modal − 2-modal (95% CI) | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for summary in summaries:
+        for protocol, direction, metric in cells:
+            entry = summary["results"].get(protocol, {}).get(direction, {}).get(metric)
+            if not entry:
+                continue
+            diff = entry.get("diff")
+            shown = f"{diff['mean']:+.2f} ± {diff['std']:.2f} [{diff['ci'][0]}, {diff['ci'][1]}]" if diff else "–"
+            lines.append(
+                f"| {summary['study']} | {protocol} | {direction} | {metric} | {len(summary['seeds'])} | "
+                f"{_cell(entry.get('3modal'))} | {_cell(entry.get('2modal'))} | {shown} | {entry.get('verdict', '–')} |"
+            )
+    return "\n".join(lines)

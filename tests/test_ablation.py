@@ -57,7 +57,9 @@ def test_summary_pairs_seeds_and_leaves_video_directions_unpaired(tmp_path: Path
         study_summary(runs, "demo")
 
 
-def test_cli_summarises_real_tiny_runs(training_dataset: Path, tiny_run: Path, tmp_path: Path) -> None:
+def test_cli_summarises_real_tiny_runs(
+    training_dataset: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from helpers import TINY_TRAIN
 
     from lavimo.cli import main
@@ -88,6 +90,17 @@ def test_cli_summarises_real_tiny_runs(training_dataset: Path, tiny_run: Path, t
         ]
         assert cell["verdict"] in {"better", "worse", "within noise"}
     assert summary["encoders"]["frames"].startswith("tiny-")
+    capsys.readouterr()
+    assert main(["ablation", "--show", str(out)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| default |")]
+    cell = summary["results"]["normal"]["t2m"]["R@1"]
+    first = rows[0].split(" | ")
+    assert first[1:4] == ["normal", "t2m", "R@1"] and first[4] == "2"
+    assert (
+        first[5] == f"{cell['3modal']['mean']:.2f} ± {cell['3modal']['std']:.2f}"
+        and first[-1] == f"{cell['verdict']} |"
+    )
+    assert len(rows) == 8  # protocols (a), (b) x t2m, m2t x R@1, R@10
 
 
 def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Path) -> None:

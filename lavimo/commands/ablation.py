@@ -10,15 +10,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run",
         action="append",
-        required=True,
+        default=[],
         metavar="VARIANT:SEED:DIR",
         help="an evaluated run folder (holds metrics.json), e.g. 3modal:0:results/demo/ablation/default/3modal/seed0",
     )
-    parser.add_argument("--dataset", required=True, help="dataset name recorded in the summary")
+    parser.add_argument("--dataset", default=None, help="dataset name recorded in the summary")
     parser.add_argument("--study", default="default", help="study name (default: the plain 3- vs 2-modal ablation)")
     parser.add_argument("--description", default="", help="what the study changes")
     parser.add_argument("--override", action="append", default=[], help="a --set override the study applies")
-    parser.add_argument("--out", type=Path, required=True, help="ablation.json to write")
+    parser.add_argument("--out", type=Path, default=None, help="ablation.json to write")
+    parser.add_argument(
+        "--show",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="ABLATION_JSON",
+        help="instead: print a markdown table of these summaries (t2m and m2t R@1 and R@10, protocols a and b)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -30,8 +38,20 @@ def parse_run(spec: str) -> tuple[str, int, Path]:
     return parts[0], int(parts[1]), Path(parts[2])
 
 
+SHOWN = tuple((p, d, m) for p in ("normal", "threshold") for d in ("t2m", "m2t") for m in ("R@1", "R@10"))
+
+
 def run(args: argparse.Namespace) -> int:
-    from lavimo.ablation import study_summary, write_study
+    from lavimo.ablation import load_summary, markdown_table, study_summary, write_study
+    from lavimo.io import LavimoInputError
+
+    if args.show:
+        print(markdown_table([load_summary(path) for path in args.show], SHOWN))
+        return 0
+    if not args.run or not args.dataset or not args.out:
+        raise LavimoInputError(
+            "lavimo ablation", "give --run (one per variant and seed), --dataset and --out, or --show"
+        )
 
     runs: dict[str, dict[int, Path]] = {}
     for spec in args.run:
