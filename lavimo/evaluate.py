@@ -20,7 +20,6 @@ from lavimo.text.similarity import caption_similarity
 
 log = logging.getLogger(__name__)
 
-DIRECTIONS = ("t2m", "m2t", "v2m", "m2v")
 PROTOCOLS = ("normal", "threshold", "dissimilar", "guo")
 METRIC_NAMES = ("R@1", "R@2", "R@3", "R@5", "R@10", "MedR")
 RECALL_KS = (1, 2, 3, 5, 10)

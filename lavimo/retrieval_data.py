@@ -44,10 +44,6 @@ class MotionStats:
         """(T, 263) raw -> normalised float32."""
         return ((features - self.mean) / self.std).astype(np.float32)
 
-    def denormalise(self, features: np.ndarray) -> np.ndarray:
-        """(T, 263) normalised -> raw float32."""
-        return (features * self.std + self.mean).astype(np.float32)
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         """For saving in an npz or a checkpoint."""
         return {"mean": self.mean.astype(np.float32), "std": self.std.astype(np.float32)}

@@ -11,7 +11,6 @@ from pathlib import Path
 shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
 
 RESULTS = config["results_dir"]
-DATASETS = ("demo", "humanml3d", "kitml")
 AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
 NUM_AVATARS = 13

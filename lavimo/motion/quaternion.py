@@ -73,15 +73,6 @@ def qbetween(v0: np.ndarray, v1: np.ndarray) -> np.ndarray:
     return qnormalize(q)
 
 
-def qfix(q: np.ndarray) -> np.ndarray:
-    """Flip signs along axis 0 (time) so consecutive quaternions (T, ..., 4) have non-negative dot products."""
-    q = np.asarray(q, dtype=np.float64)
-    flips = np.cumsum((q[1:] * q[:-1]).sum(-1) < 0, axis=0) % 2 == 1
-    out = q.copy()
-    out[1:][flips] *= -1.0
-    return out
-
-
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) of quaternions (..., 4) (need not be unit length)."""
     q = np.asarray(q, dtype=np.float64)

@@ -96,11 +96,6 @@ T2M_LEFT_RIGHT_PAIRS: tuple[tuple[int, int], ...] = (
 )
 
 
-def target_offsets() -> np.ndarray:
-    """Bone vectors (22, 3) of the uniform target skeleton: raw offset direction x target length."""
-    return T2M_RAW_OFFSETS * T2M_TARGET_BONE_LENGTHS[:, None]
-
-
 def mirror_permutation() -> np.ndarray:
     """Index array that swaps every left joint with its right counterpart."""
     perm = np.arange(NUM_JOINTS)

@@ -7,10 +7,8 @@ decodes them; the bytes depend only on the pixels (deterministic).
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -37,9 +35,3 @@ def encode_png(image: np.ndarray, level: int = ZLIB_LEVEL) -> bytes:
     rows[:, 1:] = image.reshape(height, -1)
     header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
     return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(rows, level)) + _chunk(b"IEND", b"")
-
-
-def write_png(path: str | os.PathLike[str], image: np.ndarray, level: int = ZLIB_LEVEL) -> Path:
-    """Write ``image`` as a PNG at ``path`` (not atomic: callers write into a temporary folder)."""
-    Path(path).write_bytes(encode_png(image, level))
-    return Path(path)

