@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lavimo.avatars.body import Avatar
-from lavimo.avatars.build import AVATAR_KEYS, build_avatars, face_regions, load_avatar
+from lavimo.avatars.build import AVATAR_KEYS, build_avatars, load_avatar
 from lavimo.avatars.presets import NUM_PRESETS, PRESETS, REGION_NAMES
 from lavimo.avatars.retarget import Posed, bone_errors_deg, contact_heights, retarget
 from lavimo.avatars.simplify import simplify_avatar
@@ -204,18 +204,6 @@ def test_regions_follow_presets(anny_avatars: list[Avatar]) -> None:
         arms = np.isin(a.skin_weights.argmax(1), (18, 19))  # forearms
         shirt_on_forearms = (a.vertex_region[arms] == REGION_NAMES.index("shirt")).mean()
         assert (shirt_on_forearms > 0.5) == (preset["sleeves"] == "long")
-
-
-def test_face_regions_take_the_majority(anny_avatars: list[Avatar]) -> None:
-    a = anny_avatars[0]
-    faces = face_regions(a)
-    corners = a.vertex_region[a.faces]
-    assert faces.shape == (len(a.faces),) and faces.dtype == np.int16
-    all_different = (
-        (corners[:, 0] != corners[:, 1]) & (corners[:, 1] != corners[:, 2]) & (corners[:, 0] != corners[:, 2])
-    )
-    votes = (corners == faces[:, None]).sum(1)
-    assert (votes[~all_different] >= 2).all() and np.array_equal(faces[all_different], corners[all_different, 0])
 
 
 def test_skinning_rest_pose_reproduces_mesh(anny_avatars: list[Avatar]) -> None:

@@ -688,6 +688,49 @@ def test_frames_match_blenders_own_8_bit_output(avatars_dir: Path, tmp_path: Pat
     assert result["largest"] <= 1 and result["share"] < 0.001  # the same picture, at most one level apart
 
 
+REGIONS_RUNNER = """
+import json
+import sys
+import numpy as np
+from lavimo.avatars.build import load_avatar
+from lavimo.render.scene import Studio, StudioSettings, region_of_faces
+
+studio = Studio(StudioSettings())
+studio.add_avatar(0, load_avatar(sys.argv[1]))
+mesh = studio.avatars[0].data
+indices = np.zeros(len(mesh.polygons), np.int32)
+mesh.polygons.foreach_get("material_index", indices)
+np.save(sys.argv[2], indices)
+regions = np.array([5, 5, 5, 7, 9])
+faces = np.array([[0, 1, 2], [0, 1, 3], [3, 0, 1], [0, 3, 1], [3, 4, 0], [4, 3, 0]])
+print(json.dumps({"materials": len(mesh.materials), "made_up": region_of_faces(faces, regions).tolist()}))
+"""
+
+
+def test_each_face_gets_the_region_most_of_its_corners_share(avatars_dir: Path, tmp_path: Path) -> None:
+    """region_of_faces on made-up triangles, and the material index of every face of a real avatar mesh in Blender."""
+    from lavimo.avatars.build import load_avatar
+
+    done = subprocess.run(
+        [sys.executable, "-c", REGIONS_RUNNER, str(avatars_dir / "00.npz"), str(tmp_path / "indices.npy")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # all three corners agree; two agree (each pair of corners); all differ: the first corner's region
+    assert result["made_up"] == [5, 5, 5, 5, 7, 9]
+    avatar = load_avatar(avatars_dir / "00.npz")
+    corners = avatar.vertex_region[avatar.faces]
+    votes = (corners[:, :, None] == corners[:, None, :]).sum(2)  # how many corners share each corner's region
+    expected = corners[np.arange(len(corners)), votes.argmax(1)]  # the first corner wins a three-way tie
+    assert (votes.max(1) == 2).any()  # the avatar has faces on region borders
+    assert result["materials"] == len(avatar.region_colors)
+    np.testing.assert_array_equal(np.load(tmp_path / "indices.npy"), expected)
+
+
 POOL_RUNNER = """
 import sys
 from concurrent.futures import ThreadPoolExecutor

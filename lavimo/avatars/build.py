@@ -227,13 +227,6 @@ def check_avatar(avatar: Avatar, path: str | os.PathLike[str] = "<avatar>") -> N
         raise LavimoInputError(path, "; ".join(problems))
 
 
-def face_regions(avatar: Avatar) -> np.ndarray:
-    """Material region (F,) int16 per face: the region most of its three vertices share (else its first vertex's)."""
-    corners = avatar.vertex_region[avatar.faces]
-    majority = np.where(corners[:, 1] == corners[:, 2], corners[:, 1], corners[:, 0])
-    return majority.astype(np.int16)
-
-
 def bone_lengths(avatar: Avatar) -> np.ndarray:
     """Rest bone lengths (22,) parent(j) -> j (0 for the root)."""
     parents = np.array(T2M_PARENTS)
