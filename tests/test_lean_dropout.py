@@ -10,7 +10,7 @@ from torch import nn
 from lavimo.model.config import ModelConfig
 from lavimo.model.dropout import MaskDropout, lean_dropout_
 from lavimo.model.lavimo import LAVIMO
-from lavimo.model.motion_encoder import make_encoder
+from lavimo.model.layers import make_encoder
 
 
 def _step(model: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:

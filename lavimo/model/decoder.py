@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lavimo.model.config import ModelConfig
-from lavimo.model.motion_encoder import PositionalEncoding, lengths_to_mask
+from lavimo.model.layers import PositionalEncoding, lengths_to_mask
 
 
 class MotionDecoder(nn.Module):

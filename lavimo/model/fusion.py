@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lavimo.model.config import ModelConfig
-from lavimo.model.motion_encoder import Encoded
+from lavimo.model.layers import Encoded
 
 
 class FusionAttention(nn.Module):

@@ -13,8 +13,9 @@ from lavimo.model.config import ModelConfig
 from lavimo.model.decoder import MotionDecoder
 from lavimo.model.dropout import lean_dropout_
 from lavimo.model.fusion import FusionAttention
+from lavimo.model.layers import Encoded
 from lavimo.model.losses import AlignmentLoss, reconstruction_loss
-from lavimo.model.motion_encoder import Encoded, MotionEncoder
+from lavimo.model.motion_encoder import MotionEncoder
 from lavimo.model.text_encoder import TextEncoder, TextTokenizer, TokenBatch
 from lavimo.model.video_encoder import VideoEncoder
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lavimo.model.config import DISTILBERT_NAME, ModelConfig
-from lavimo.model.motion_encoder import CLSTransformer, Encoded
+from lavimo.model.layers import CLSTransformer, Encoded
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from lavimo.model.config import ModelConfig
-from lavimo.model.motion_encoder import Encoded, PositionalEncoding, make_encoder
+from lavimo.model.layers import Encoded, PositionalEncoding, make_encoder
 
 
 class VideoEncoder(nn.Module):
