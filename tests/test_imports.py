@@ -14,8 +14,8 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "lavimo"
 TORCH_PACKAGES = frozenset({"torch", "torchvision"})
-# the render process: the renderer package and the CLI group that drives it
-RENDER_PROCESS = ("lavimo.render", "lavimo.commands.render")
+# the render process: the renderer package, the CLI group that drives it and the render benchmark
+RENDER_PROCESS = ("lavimo.render", "lavimo.commands.render", "lavimo.bench.render")
 # the retrieval metrics: `lavimo metrics` and the trainer's validation
 NUMPY_ONLY = ("lavimo.evaluate", "lavimo.commands.metrics")
 
@@ -188,13 +188,9 @@ def cycles_message(what: str, graph: dict[str, set[str]]) -> str:
 
 
 def component(name: str) -> str:
-    """The part of lavimo a module belongs to: its subpackage (``lavimo.video``) or itself (``lavimo.train``).
-
-    A ``bench`` module is a part of its own: a benchmark driver run by ``lavimo bench`` that stands on its
-    package (and on whatever provides its data), like a CLI command does.
-    """
+    """The part of lavimo a module belongs to: its subpackage (``lavimo.video``) or itself (``lavimo.train``)."""
     parts = name.split(".")
-    return name if parts[-1] == "bench" or len(parts) < 3 else ".".join(parts[:2])
+    return name if len(parts) < 3 else ".".join(parts[:2])
 
 
 def component_graph() -> dict[str, set[str]]:
@@ -243,7 +239,7 @@ def test_graph_sees_lazy_and_relative_imports() -> None:
     assert "lavimo.datasets.manifest" in graph["lavimo.render.shard"]  # imported inside a function
     assert "lavimo.motion.skeleton" in graph["lavimo.motion.humanml3d"]  # `from lavimo.motion import skeleton`
     assert component("lavimo.video.cache") == "lavimo.video" and component("lavimo.io") == "lavimo.io"
-    assert component("lavimo.model.bench") == "lavimo.model.bench"
+    assert component("lavimo.bench.render") == "lavimo.bench"
 
 
 def test_cycle_finder() -> None:

@@ -7,11 +7,11 @@ import importlib
 
 # bench name -> "module:function"; each function takes the parsed args and prints its figures
 BENCHMARKS: dict[str, str] = {
-    "motion": "lavimo.motion.bench:bench_motion",
-    "retarget": "lavimo.avatars.bench:bench_retarget",
-    "render": "lavimo.render.bench:bench_render",
-    "features": "lavimo.video.bench:bench_features",
-    "train": "lavimo.model.bench:bench_train",
+    "motion": "lavimo.bench.motion:bench_motion",
+    "retarget": "lavimo.bench.retarget:bench_retarget",
+    "render": "lavimo.bench.render:bench_render",
+    "features": "lavimo.bench.features:bench_features",
+    "train": "lavimo.bench.train:bench_train",
 }
 
 
