@@ -18,26 +18,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from lavimo.bench.common import load_config
 from lavimo.video.build import BuildOptions, ClipViews, build_feature_cache, plan_items
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
 
 log = logging.getLogger(__name__)
 
 
-def _dataset_dirs(config_path: str) -> tuple[Path, Path] | None:
+def _dataset_dirs(config: dict[str, Any]) -> tuple[Path, Path] | None:
     """(dataset dir, frames dir) of the first enabled dataset if it has a manifest and frames."""
-    try:
-        import yaml
-
-        config = yaml.safe_load(Path(config_path).read_text()) or {}
-    except OSError:
-        return None
-    results = Path(config.get("results_dir", "results"))
-    for name in config.get("datasets_enabled", []):
+    results = Path(config["results_dir"])
+    for name in config["datasets_enabled"]:
         ds = results / name
         if (ds / "manifest.parquet").is_file() and any((ds / "frames").glob("*/00.png")):
             return ds, ds / "frames"
@@ -152,7 +148,7 @@ def bench_features(args: argparse.Namespace) -> int:
     if encoders[0].name != "clip-vit-b32" and os.environ.get("LAVIMO_BENCH_ENCODERS") != "resolved":
         encoders.append(load_frame_encoder(random_init=True, device=device))  # the paper encoder's compute
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-data-") as tmp:
-        found = _dataset_dirs(args.config)
+        found = _dataset_dirs(load_config(args.config))
         if found is None:
             found = synthetic_dataset(Path(tmp), args.limit or 16)
         source = "synthetic 512px PNG clips (all train)" if found[0] == Path(tmp) else str(found[0])

@@ -9,36 +9,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lavimo.bench.common import demo_bvh_files, load_config
 from lavimo.io import LavimoInputError
 
 REPO = Path(__file__).resolve().parents[2]
-# the shared data beside the checkout (developer machines and CI), then the bundle shipped in the repo
+# the shared data beside the checkout (developer machines and CI), before the configured bundle
 SHARED_DEMO_DIRS = tuple(
     REPO.parent / "shared" / "data" / "bandai-namco" / d / "data" for d in ("dataset-1", "dataset-2")
 )
-DEMO_BUNDLE = REPO / "resources" / "demo"
 
 
-def _config_bvh_dirs(config: str | None) -> list[Path]:
-    """``datasets.demo.bvh_dirs`` of the workflow config, if it has one."""
-    if not config or not Path(config).exists():
-        return []
-    import yaml
-
-    demo = ((yaml.safe_load(Path(config).read_text()) or {}).get("datasets") or {}).get("demo") or {}
-    return [Path(d) for d in demo.get("bvh_dirs") or []]
-
-
-def demo_bvh_paths(limit: int | None = None, config: str | None = None) -> list[Path]:
-    """The demo BVH files: config ``datasets.demo.bvh_dirs``, else the shared Bandai-Namco folders,
-    else the bundled ``resources/demo`` archives (unpacked to a temporary folder)."""
-    dirs = _config_bvh_dirs(config) or [d for d in SHARED_DEMO_DIRS if d.is_dir()]
-    if not dirs and DEMO_BUNDLE.is_dir():
-        from lavimo.datasets.bundle import unpack_bundle
-
-        dest = Path(tempfile.gettempdir()) / "lavimo-bench-demo"
-        dirs = [folder / "data" for folder in unpack_bundle(DEMO_BUNDLE, dest).values()]
-    paths = sorted(p for d in dirs for p in d.glob("*.bvh"))
+def demo_bvh_paths(config: dict[str, Any], limit: int | None = None) -> list[Path]:
+    """The demo BVH files: the shared Bandai-Namco folders, else the configured demo bundle (``datasets.demo.bundle``,
+    unpacked to a temporary folder)."""
+    dirs = [d for d in SHARED_DEMO_DIRS if d.is_dir()]
+    if dirs:
+        paths = sorted(p for d in dirs for p in d.glob("*.bvh"))
+    else:
+        paths = demo_bvh_files(config, Path(tempfile.gettempdir()) / "lavimo-bench-demo")
     return paths[:limit] if limit is not None else paths
 
 
@@ -66,7 +54,7 @@ def bench_motion(args: argparse.Namespace) -> int:
     from lavimo.motion.pipeline import TARGET_FPS, bvh_to_clip, bvh_world_joints
     from lavimo.motion.resample import resample
 
-    paths = demo_bvh_paths(getattr(args, "limit", None), getattr(args, "config", None))
+    paths = demo_bvh_paths(load_config(args.config), args.limit)
     if not paths:
         print("no demo BVH files found")
         return 1

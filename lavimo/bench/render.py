@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from lavimo.bench.common import demo_bvh_files, load_config
 from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError
 from lavimo.motion.skeleton import T2M_KINEMATIC_CHAINS
@@ -27,17 +27,11 @@ DEFAULT_CLIPS = 20
 FPS = 20.0
 
 
-def _config(path: str) -> dict:
-    """The workflow config (empty when the file is missing)."""
-    config_path = Path(path)
-    return (yaml.safe_load(config_path.read_text()) or {}) if config_path.exists() else {}
-
-
 def _prepared_clips(config: dict, count: int) -> list[np.ndarray] | None:
     """The first ``count`` clips of the prepared demo dataset, if there are that many."""
     from lavimo.datasets.manifest import load_manifest, load_motion
 
-    ds_dir = Path(config.get("results_dir", "results")) / "demo"
+    ds_dir = Path(config["results_dir"]) / "demo"
     try:
         ids = list(load_manifest(ds_dir)["clip_id"])[:count]
         return [load_motion(ds_dir, c)[0] for c in ids] if len(ids) == count else None
@@ -47,13 +41,10 @@ def _prepared_clips(config: dict, count: int) -> list[np.ndarray] | None:
 
 def _bvh_clips(config: dict, count: int, work: Path) -> list[np.ndarray] | None:
     """``count`` clips converted from the bundled demo BVHs, if the bundle is there."""
-    from lavimo.datasets.bundle import unpack_bundle
     from lavimo.motion.pipeline import bvh_to_clip
 
-    bundle = config.get("datasets", {}).get("demo", {}).get("bundle", "resources/demo")
     try:
-        folders = unpack_bundle(bundle, work / "demo")
-        paths = sorted(p for folder in folders.values() for p in folder.rglob("*.bvh"))
+        paths = demo_bvh_files(config, work / "demo")
         clips = []
         for path in paths[:: max(1, len(paths) // count)]:  # spread over the motion kinds
             try:
@@ -92,8 +83,8 @@ def demo_clips(config: dict, count: int, work: Path) -> tuple[list[np.ndarray], 
 
 def demo_avatars(config: dict, work: Path) -> Path:
     """The built avatar folder of the configured backend, else avatars built into ``work``."""
-    backend = config.get("avatars", {}).get("backend", "anny")
-    built = Path(config.get("results_dir", "results")) / "avatars" / backend
+    backend = config["avatars"]["backend"]
+    built = Path(config["results_dir"]) / "avatars" / backend
     if len(list(built.glob("[0-9][0-9].npz"))) == 13:
         return built
     from lavimo.avatars.build import build_avatars
@@ -160,9 +151,9 @@ def skeleton_plots(clips: list[np.ndarray], out_dir: Path, num_frames: int = 8) 
 
 def bench_render(args: argparse.Namespace) -> int:
     """Print frames/s per process, seconds per clip (batch vs per-clip processes) and the matplotlib baseline."""
-    config = _config(args.config)
+    config = load_config(args.config)
     count = args.limit or DEFAULT_CLIPS
-    mesh_detail = float(config.get("render", {}).get("mesh_detail", 0.5))
+    mesh_detail = float(config["render"]["mesh_detail"])
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-render-") as tmp:
         work = Path(tmp)
         clips, source = demo_clips(config, count, work)

@@ -26,6 +26,7 @@ from lavimo.avatars.body import Avatar
 from lavimo.avatars.build import build_avatars, load_avatar
 from lavimo.avatars.retarget import FOOT_JOINTS, bone_errors_deg, contact_heights, foot_contacts, retarget
 from lavimo.avatars.skinning import skin
+from lavimo.bench.common import demo_bvh_files, load_config
 from lavimo.io import LavimoInputError
 
 log = logging.getLogger(__name__)
@@ -74,20 +75,6 @@ def sole_heights(avatar: Avatar, source: np.ndarray, posed: Any, max_frames: int
     return np.concatenate(out)
 
 
-def demo_bvh_files(config: str | Path, scratch: Path) -> list[Path]:
-    """BVH files of the demo set, unpacked into ``scratch`` from the bundle named in the config (sorted)."""
-    import yaml
-
-    from lavimo.datasets.bundle import unpack_bundle
-
-    bundle = Path("resources/demo")
-    if Path(config).exists():
-        settings = yaml.safe_load(Path(config).read_text()) or {}
-        bundle = Path(settings.get("datasets", {}).get("demo", {}).get("bundle", bundle))
-    folders = unpack_bundle(bundle, scratch)
-    return sorted(p for folder in folders.values() for p in (folder / "data").glob("*.bvh"))
-
-
 def bench_avatars(scratch: Path) -> list[Avatar]:
     """The benchmark's anny avatars (built into ``scratch``)."""
     paths = build_avatars("anny", scratch)
@@ -96,12 +83,13 @@ def bench_avatars(scratch: Path) -> list[Avatar]:
 
 def bench_retarget(args: argparse.Namespace) -> int:
     """Print bone direction errors and foot contact heights per avatar; 1 if a target is missed."""
+    config = load_config(args.config)
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-") as scratch:
-        files = demo_bvh_files(getattr(args, "config", "config.yaml"), Path(scratch) / "demo")[: args.limit]
+        files = demo_bvh_files(config, Path(scratch) / "demo")[: args.limit]
         avatars = bench_avatars(Path(scratch) / "avatars")
         tallies, used = measure(files, avatars)
     if used == 0:
-        raise LavimoInputError(getattr(args, "config", "config.yaml"), "no usable demo clip for the retarget bench")
+        raise LavimoInputError(args.config, "no usable demo clip for the retarget bench")
     report(used, len(files), avatars, tallies)
     return 0 if all(meets_targets(t.figures()) for t in tallies) else 1
 

@@ -21,17 +21,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lavimo.bench.common import load_config
 
 
-def _dataset_dir(config_path: str) -> Path | None:
-    """The first enabled dataset that has been prepared and has caption embeddings."""
-    try:
-        config = yaml.safe_load(Path(config_path).read_text()) or {}
-    except OSError:
-        config = {}
-    results = Path(config.get("results_dir", "results"))
-    for name in ["demo", *config.get("datasets_enabled", [])]:
+def _dataset_dir(config: dict[str, Any]) -> Path | None:
+    """The first enabled dataset (the demo set first) that has been prepared and has caption embeddings."""
+    results = Path(config["results_dir"])
+    for name in ["demo", *config["datasets_enabled"]]:
         if (results / name / "manifest.parquet").is_file() and (results / name / "sentences/current.json").is_file():
             return results / name
     return None
@@ -123,7 +119,7 @@ def _child(preset: str, dataset_dir: str, steps: int, queue: Any) -> None:
 
 def bench_train(args: argparse.Namespace) -> int:
     """Print one line per model size."""
-    dataset_dir = _dataset_dir(args.config)
+    dataset_dir = _dataset_dir(load_config(args.config))
     if dataset_dir is None:
         print("bench train: no prepared dataset with caption embeddings; run `snakemake sentences_demo` first")
         return 1
