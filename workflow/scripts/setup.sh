@@ -37,7 +37,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch/torchvision first and pinned, so no other package pulls a different build
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # everything in one environment: the torch side, Blender, snakemake and the test tools
+  .venv/bin/python -m pip install -q -e ".[all]"
   echo "$want" > "$stamp"
 fi
 log "ready: $(.venv/bin/lavimo --version)"
