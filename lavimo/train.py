@@ -38,7 +38,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from lavimo.embed import CHECKPOINT_FORMAT, MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
+from lavimo.checkpoints import MODEL_FILE, load_checkpoint, save_checkpoint
+from lavimo.embed import autocast, embed_dataset, resolve_device
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
 from lavimo.model import LAVIMO, ModelConfig
@@ -219,13 +220,7 @@ def _barrier(proc: Process) -> None:
         dist.barrier()
 
 
-# ---- checkpoints ----------------------------------------------------------------------------------------
-def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
-    """torch.save to a temp file, then rename (a killed run never leaves half a checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-
-
+# ---- the model -----------------------------------------------------------------------------------------
 def unwrap(model: nn.Module) -> LAVIMO:
     """The LAVIMO module inside a DDP wrapper."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
@@ -348,7 +343,6 @@ class Trainer:
 
     def _weights_state(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "model_config": self.model.config.to_dict(),
             "train_config": self.cfg.to_dict(),
@@ -372,7 +366,7 @@ class Trainer:
         """Load ``last.pt`` when it exists; refuse a checkpoint of a different config."""
         if not self.last_path.is_file():
             return False
-        state = load_weights_file(self.last_path)
+        state = load_checkpoint(self.last_path)
         saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE_FIELDS}
         wanted = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
         if saved != wanted:
@@ -526,11 +520,11 @@ class Trainer:
     def _finish(self) -> None:
         """model.pt = the best validation weights (the last ones when there is no validation split)."""
         target = self.out_dir / MODEL_FILE
-        with atomic_path(target) as tmp:
-            if self.best_path.is_file():
+        if self.best_path.is_file():
+            with atomic_path(target) as tmp:
                 shutil.copyfile(self.best_path, tmp)
-            else:
-                torch.save(self._weights_state(), tmp)
+        else:
+            save_checkpoint(target, self._weights_state())
         log.info("%s: weights of epoch %d (best validation score %.2f)", target, self.best_epoch, self.best_score)
 
 
