@@ -10,18 +10,12 @@ import numpy as np
 import torch
 
 from lavimo.checkpoints import MODEL_FILE, load_checkpoint
+from lavimo.distributed import resolve_device
 from lavimo.io import LavimoInputError
 from lavimo.model import LAVIMO, ModelConfig
 from lavimo.retrieval_data import Collate, MotionStats, RetrievalDataset
 
 PathLike = str | os.PathLike[str]
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch understands it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

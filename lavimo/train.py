@@ -13,8 +13,9 @@ Every file is loadable with ``torch.load(weights_only=True)``. Randomness is der
 at the start of every epoch (dropout) and from (seed, epoch, clip) per sample, so a run resumed from
 ``last.pt`` continues exactly as an uninterrupted run would.
 
-Multi-process (DDP) runs are started by ``torchrun`` (``lavimo train --nproc N`` launches it): NCCL on GPUs,
-gloo on CPUs. The global batch is split over the processes; each process contrasts its own slice.
+Multi-process (DDP) runs are started by ``torchrun`` (``lavimo train --nproc N`` launches it; the process group
+helpers are in :mod:`lavimo.distributed`). The global batch is split over the processes; each process contrasts
+its own slice.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from lavimo.checkpoints import MODEL_FILE, load_checkpoint, save_checkpoint
-from lavimo.embed import autocast, embed_dataset, resolve_device
+from lavimo.distributed import Process, all_reduce_mean, barrier, close_process, init_process
+from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
 from lavimo.model import LAVIMO, ModelConfig
@@ -168,56 +168,6 @@ def lr_at(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
 def validation_score(metrics: Mapping[str, Mapping[str, float]]) -> float:
     """Model-selection score: R@1 + R@5 + R@10 of text->motion and motion->text (higher is better)."""
     return float(sum(metrics[d][k] for d in ("t2m", "m2t") for k in ("R@1", "R@5", "R@10")))
-
-
-# ---- distributed ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Process:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_process(device_name: str) -> Process:
-    """Join the torchrun process group when launched by torchrun; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
-    if world_size == 1:
-        return Process(0, 1, device)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Process(dist.get_rank(), world_size, device)
-
-
-def torchrun_command(nproc: int, cli_args: list[str]) -> list[str]:
-    """The command that runs ``lavimo <cli_args>`` in ``nproc`` processes on this machine."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "--module",
-        "lavimo.cli",
-        *cli_args,
-    ]
-
-
-def _barrier(proc: Process) -> None:
-    if proc.world_size > 1:
-        dist.barrier()
 
 
 # ---- the model -----------------------------------------------------------------------------------------
@@ -408,14 +358,14 @@ class Trainer:
                     self._log_epoch(record)
                     save_checkpoint(self.last_path, self.training_state())
                     self._write_history()
-                _barrier(self.proc)
+                barrier(self.proc)
         finally:
             bar.close()
             if self.writer is not None:
                 self.writer.close()
         if self.proc.is_main:
             self._finish()
-        _barrier(self.proc)
+        barrier(self.proc)
         return self.out_dir / MODEL_FILE
 
     def train_epoch(self, bar: Any, steps_per_epoch: int, max_steps: int | None = None) -> dict[str, Any]:
@@ -462,7 +412,7 @@ class Trainer:
             fetch_start = time.perf_counter()
         seconds = time.perf_counter() - started
         steps = max(1, steps)
-        means = _all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
+        means = all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
         return {
             "step": self.step,
             "lr": lr_at(self.step - 1, cfg, steps_per_epoch),
@@ -496,7 +446,7 @@ class Trainer:
             if record["val_score"] > self.best_score:
                 self.best_score, self.best_epoch = record["val_score"], self.epoch
                 save_checkpoint(self.best_path, {**self._weights_state(), "val": metrics})
-        _barrier(self.proc)
+        barrier(self.proc)
 
     def _log_epoch(self, record: Mapping[str, Any]) -> None:
         val = record.get("val")
@@ -541,16 +491,6 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
     return out
 
 
-def _all_reduce_mean(values: dict[str, float], proc: Process) -> dict[str, float]:
-    """Average per-process means over the process group."""
-    if proc.world_size == 1 or not values:
-        return values
-    keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=proc.device)
-    dist.all_reduce(tensor)
-    return {k: float(v) / proc.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
-
-
 def _tensorboard(path: Path) -> Any:
     """A TensorBoard SummaryWriter, or None (with a warning) when tensorboard is not installed."""
     try:
@@ -575,5 +515,4 @@ def train(
     try:
         return trainer.fit(resume=resume)
     finally:
-        if trainer.proc.world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        close_process(trainer.proc)

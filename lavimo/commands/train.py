@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """Re-run this command under torchrun in ``--nproc`` processes."""
-    from lavimo.train import torchrun_command
+    from lavimo.distributed import torchrun_command
 
     cli_args = ["train", "--dataset-dir", str(args.dataset_dir), "--out", str(args.out), "--preset", args.preset]
     if args.variant:
