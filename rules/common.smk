@@ -6,29 +6,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from lavimo.layout import NUM_AVATARS, dataset_not_found
+
 # Rules call the `lavimo` CLI; when it is not on PATH, fall back to the one installed beside this
 # snakemake (e.g. .venv/bin). Appended, so a conda env activated for a rule keeps precedence.
 shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
 
 RESULTS = config["results_dir"]
-DATASETS = ("demo", "humanml3d", "kitml")
 AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
-NUM_AVATARS = 13
-
-DATASET_HELP = {
-    "humanml3d": (
-        "HumanML3D is not bundled (it derives from AMASS, which you download under its own license). "
-        "Build it with https://github.com/EricGuo5513/HumanML3D (or `snakemake prepare_amass` from AMASS npz "
-        "files and SMPL-H models), then point `datasets.humanml3d.root` in config.yaml at the folder holding "
-        "new_joint_vecs/, new_joints/, texts/, train.txt, val.txt, test.txt."
-    ),
-    "kitml": (
-        "KIT-ML is not bundled. Download it (KIT Motion-Language Dataset, or the HumanML3D repository's KIT-ML "
-        "release) under its license and point `datasets.kitml.root` in config.yaml at the folder holding "
-        "new_joint_vecs/, texts/ and the split lists (or TMR's annotations.json)."
-    ),
-}
 
 
 def dataset_root(ds):
@@ -37,7 +23,7 @@ def dataset_root(ds):
         return config["datasets"]["demo"]["bundle"]
     root = config["datasets"][ds]["root"]
     if not Path(root).is_dir():
-        raise WorkflowError(f"dataset '{ds}' not found at '{root}'. {DATASET_HELP[ds]}")
+        raise WorkflowError(f"{root}: {dataset_not_found(ds)}")
     return root
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from lavimo.io import Rejection, read_rejections
-from lavimo.report.common import DATASETS, NOT_EVALUATED, PROTOCOLS, VARIANT_LABELS, VARIANTS, dataset_label, number
+from lavimo.layout import DATASETS
+from lavimo.report.common import NOT_EVALUATED, PROTOCOLS, VARIANT_LABELS, VARIANTS, dataset_label, number
 
 log = logging.getLogger(__name__)
 
