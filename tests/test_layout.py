@@ -29,3 +29,18 @@ def test_a_missing_dataset_names_its_config_key_and_how_to_get_it(dataset: str, 
         check_layout(tmp_path / "missing", dataset)
     assert str(error.value) == f"{tmp_path / 'missing'}: {layout.dataset_not_found(dataset)}"
     assert f"datasets.{dataset}.root" in str(error.value) and "not bundled" in str(error.value)
+
+
+def test_clips_are_selected_with_their_mirrors() -> None:
+    ids = ["002", "M001", "001", "M003", "004", "M004"]  # M003's source is not listed: it is a source itself
+    assert layout.select_with_mirrors(ids, mirror=True) == [
+        ("001", ""),
+        ("002", ""),
+        ("004", ""),
+        ("M001", "001"),
+        ("M003", ""),
+        ("M004", "004"),
+    ]
+    assert layout.select_with_mirrors(ids, mirror=False) == [("001", ""), ("002", ""), ("004", ""), ("M003", "")]
+    assert layout.select_with_mirrors(ids, mirror=True, limit=2) == [("001", ""), ("002", ""), ("M001", "001")]
+    assert layout.unmirrored_id(layout.mirror_clip_id("012314")) == "012314" == layout.unmirrored_id("012314")

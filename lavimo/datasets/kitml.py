@@ -37,9 +37,8 @@ from lavimo.datasets.humanml3d import (
 )
 from lavimo.datasets.splits import SPLITS, read_split
 from lavimo.io import LavimoInputError, Rejection
-from lavimo.layout import DATASET_HELP, root_key
+from lavimo.layout import DATASET_HELP, root_key, select_with_mirrors
 from lavimo.motion.kit import KIT_FEATURE_DIM, KIT_FPS, kit_features_to_joints
-from lavimo.motion.mirror import MIRROR_PREFIX
 from lavimo.motion.resample import resample
 from lavimo.motion.skeleton import NUM_JOINTS
 
@@ -105,15 +104,9 @@ def tmr_units(
     annotations: dict[str, Any], split_of: dict[str, str], motions: Path, mirror: bool, limit: int | None
 ) -> list[Unit]:
     """One unit per annotated id that is in a split; ``M`` ids only with ``mirror``; first ``limit`` sources."""
-    ids = sorted(split_of)
-    sources = [i for i in ids if not (i.startswith(MIRROR_PREFIX) and i[1:] in split_of)]
-    if limit is not None:
-        sources = sources[:limit]
-    keep = set(sources) | ({MIRROR_PREFIX + s for s in sources} & set(ids) if mirror else set())
     units = []
-    for key in sorted(keep):
+    for key, origin in select_with_mirrors(split_of, mirror, limit):
         entry = annotations[key]
-        origin = key[1:] if key.startswith(MIRROR_PREFIX) and key[1:] in keep else ""
         motion = motions / f"{entry['path']}.npy"
         payload = {"annotations": entry.get("annotations", []), "mirrored_from": origin}
         units.append(Unit(key, str(motion), payload, (str(motion),)))
