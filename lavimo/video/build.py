@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from lavimo import __version__
 from lavimo.io import LavimoInputError, Rejection, read_json, read_rejections, save_json, save_npy, write_rejections
+from lavimo.layout import clip_frames_dir
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
@@ -34,7 +35,7 @@ from lavimo.video.cache import (
     pointer_file,
 )
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
-from lavimo.video.frames import clip_frame_dir, load_clip_frames
+from lavimo.video.frames import load_clip_frames
 
 log = logging.getLogger(__name__)
 STAGE = "features"
@@ -126,7 +127,7 @@ class ClipViews(Dataset):
         item = self.items[i]
         opts = self.options
         try:
-            clip_dir = clip_frame_dir(self.frames_dir, item.clip_id, item.shard)
+            clip_dir = clip_frames_dir(self.frames_dir, item.clip_id)
             frames, indices = load_clip_frames(clip_dir, opts.num_frames, opts.frame_size, opts.augment.crop_size)
         except LavimoInputError as error:  # sent as plain values: the exception does not survive pickling
             return {"i": i, "error": (error.path, error.problem)}
@@ -198,7 +199,7 @@ def _shard_done(cache_dir: Path, shard: str, items: list[ClipItem], full_hash: s
         return False
     written = record_path.stat().st_mtime
     for rejected in record["rejected"]:
-        folder = clip_frame_dir(frames_dir, rejected["item"], shard)
+        folder = clip_frames_dir(frames_dir, rejected["item"])
         if folder.exists() and folder.stat().st_mtime > written:
             return False
     return True
