@@ -17,8 +17,9 @@ import numpy as np
 from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
 from lavimo.io import LavimoInputError, save_json, save_npz
+from lavimo.layout import CURRENT, features_dir
 from lavimo.retrieval_data import RetrievalDataset, split_ids
-from lavimo.text.sentences import SentenceCache
+from lavimo.text.sentences import open_sentence_cache
 from lavimo.text.similarity import similarity_record
 from lavimo.video.cache import FeatureCache
 
@@ -83,10 +84,9 @@ def evaluate_run(
         save_json(out_dir / "retrieval.json", {})
         save_npz(out_dir / "test_embeddings.npz", {"clip_ids": np.array([], dtype=str)})
         return {**extra, "clips": 0, "note": note, "protocols": {}, "out_dir": str(out_dir)}
-    sentences_dir = dataset_dir / "sentences"
-    sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
-    pointer = state["train_config"].get("features", "current")
-    features = FeatureCache.open_current(dataset_dir / "features", pointer) if model.has_video else None
+    sentences = open_sentence_cache(dataset_dir)
+    pointer = state["train_config"].get("features", CURRENT)
+    features = FeatureCache.open_current(features_dir(dataset_dir), pointer) if model.has_video else None
     dataset = RetrievalDataset(
         dataset_dir,
         split,

@@ -42,6 +42,7 @@ from lavimo.distributed import Process, all_reduce_mean, barrier, close_process,
 from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+from lavimo.layout import CURRENT, features_dir, sentences_dir
 from lavimo.model import LAVIMO, ModelConfig
 from lavimo.retrieval_data import (
     Collate,
@@ -51,7 +52,7 @@ from lavimo.retrieval_data import (
     compute_motion_stats,
     split_ids,
 )
-from lavimo.text.sentences import SentenceCache
+from lavimo.text.sentences import SentenceCache, open_sentence_cache
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class TrainConfig:
     val_split: str = "val"  # split used for validation and best-model selection
     seed: int = 0
     views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
-    features: str = "current"  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
+    features: str = CURRENT  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
     num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
     device: str = "auto"
@@ -201,11 +202,13 @@ class RunData:
 def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     """Train and validation sets of a prepared dataset, with its feature and sentence caches."""
     dataset_dir = Path(dataset_dir)
-    features = FeatureCache.open_current(dataset_dir / "features", cfg.features) if cfg.variant == "3modal" else None
-    sentences_dir = dataset_dir / "sentences"
-    sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
+    features = FeatureCache.open_current(features_dir(dataset_dir), cfg.features) if cfg.variant == "3modal" else None
+    sentences = open_sentence_cache(dataset_dir)
     if sentences is None:
-        log.warning("no sentence cache in %s: soft targets fall back to the identity (plain InfoNCE)", sentences_dir)
+        log.warning(
+            "no sentence cache in %s: soft targets fall back to the identity (plain InfoNCE)",
+            sentences_dir(dataset_dir),
+        )
     train_ids = split_ids(dataset_dir, "train")
     stats = compute_motion_stats(dataset_dir, train_ids)
     common = {"features": features, "sentences": sentences, "max_frames": cfg.max_frames, "seed": cfg.seed}

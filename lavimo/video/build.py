@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from lavimo import __version__
 from lavimo.io import LavimoInputError, Rejection, read_json, read_rejections, save_json, save_npy, write_rejections
-from lavimo.layout import clip_frames_dir
+from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, clip_frames_dir, write_pointer
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
@@ -32,7 +32,6 @@ from lavimo.video.cache import (
     FeatureCache,
     config_hash,
     make_encoder_id,
-    pointer_file,
 )
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
 from lavimo.video.frames import load_clip_frames
@@ -56,7 +55,7 @@ class BuildOptions:
     strict: bool = False
     limit: int | None = None
     progress: bool = True
-    pointer: str = "current"  # {out}/{pointer}.json names the built cache (other names: ablation caches)
+    pointer: str = CURRENT  # {out}/{pointer}.json names the built cache (other names: ablation caches)
 
 
 @dataclass(frozen=True)
@@ -369,9 +368,8 @@ def build_feature_cache(
     write_rejections(dataset_dir / "rejected.csv", rejected, STAGE)
     if n_clips == 0 and rejected:
         raise LavimoInputError(rejected[0].source, f"no clip could be encoded; first problem: {rejected[0].reason}")
-    save_json(
-        out_dir / pointer_file(options.pointer),
-        {"encoder_id": meta["encoder_id"], "weights": meta["encoder"]["weights"]},
+    write_pointer(
+        out_dir, FEATURES_POINTER_KEY, meta["encoder_id"], options.pointer, weights=meta["encoder"]["weights"]
     )
     log.info("features %s: %d clips cached, %d rejected -> %s", meta["encoder_id"], n_clips, len(rejected), cache_dir)
     return FeatureCache(cache_dir, expect_config_hash=meta["config_hash"])
