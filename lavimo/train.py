@@ -1,4 +1,6 @@
-"""Training loop: presets, schedule, checkpoints with exact resume, validation and best-model selection.
+"""Training loop: run config, schedule, exact resume, validation and best-model selection.
+
+The presets a run config starts from are in :mod:`lavimo.presets`, the checkpoint files in :mod:`lavimo.checkpoints`.
 
 A run folder (``results/{ds}/runs/{variant}/``) holds::
 
@@ -44,6 +46,7 @@ from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
 from lavimo.layout import CURRENT, features_dir, sentences_dir
 from lavimo.model import LAVIMO, ModelConfig
+from lavimo.presets import TRAIN_PRESETS
 from lavimo.retrieval_data import (
     Collate,
     EpochBatchSampler,
@@ -66,7 +69,7 @@ RESUME_FREE_FIELDS = ("num_workers", "device", "log_every")
 class TrainConfig:
     """Everything a training run is made of (defaults = the paper, section 4)."""
 
-    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.model.ModelConfig)
+    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.presets.MODEL_PRESETS)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     variant: str = "3modal"  # 3modal | 2modal (text + motion only)
     epochs: int = 400
@@ -102,25 +105,6 @@ class TrainConfig:
         return ModelConfig.from_preset(self.model, variant=self.variant, **overrides)
 
 
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # LAVIMO section 4: AdamW, lr 1e-4 decayed linearly to 1e-5 after epoch 100, batch 64, 400 epochs
-    "paper": {"model": "paper"},
-    # sized for the bundled demo on a 2-core CPU: a small model with a frozen MiniLM, a few minutes
-    "demo": {
-        "model": "demo",
-        "epochs": 30,
-        "lr": 3e-4,
-        "lr_min": 3e-5,
-        "lr_decay_start": 10,
-        "warmup_steps": 20,
-        "eval_every": 5,
-        "max_frames": 64,
-    },
-    # unit tests and smoke runs
-    "tiny": {"model": "tiny", "epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 1, "max_frames": 60},
-}
-
-
 def coerce(value: str, like: Any) -> Any:
     """A command-line string as the type of ``like`` (JSON for dicts, lists, None)."""
     if isinstance(like, bool):
@@ -135,7 +119,8 @@ def coerce(value: str, like: Any) -> Any:
 
 
 def make_train_config(preset: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """A preset's config with overrides (values may be strings from ``--set key=value``)."""
+    """A preset's config (:data:`lavimo.presets.TRAIN_PRESETS`) with overrides (values may be strings from
+    ``--set key=value``)."""
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
     cfg = TrainConfig(**TRAIN_PRESETS[preset])

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lavimo.layout import NUM_AVATARS, dataset_not_found
+from lavimo.presets import resolve_preset
 
 # Rules call the `lavimo` CLI; when it is not on PATH, fall back to the one installed beside this
 # snakemake (e.g. .venv/bin). Appended, so a conda env activated for a rule keeps precedence.
@@ -111,13 +112,6 @@ def sentences_args(wildcards):
     return shlex.join(["--model", model]) if model else ""
 
 
-def train_preset(ds):
-    """Training preset of a dataset: `preset` from the config, where `auto` means demo for the demo set."""
-    if config["preset"] != "auto":
-        return config["preset"]
-    return "demo" if ds == "demo" else "paper"
-
-
 def train_inputs(wildcards):
     """Caches a run reads: motions (manifest), caption embeddings, and frame features for 3-modal runs."""
     inputs = {
@@ -138,10 +132,9 @@ def set_options(settings):
 
 
 def train_args(wildcards):
-    """Command-line options of `lavimo train` from the config: the preset, its settings and ε."""
-    preset = train_preset(wildcards.ds)
-    args = ["--preset", preset, "--nproc", config["train"]["nproc"]]
-    args += set_options(config["train"]["presets"].get(preset, {}))
+    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py), the overrides, ε."""
+    args = ["--preset", resolve_preset(config["preset"], wildcards.ds), "--nproc", config["train"]["nproc"]]
+    args += set_options(config["train"]["overrides"])
     args += set_options({"model.epsilon_rescaled_cos": config["epsilon_rescaled_cos"]})
     return shlex.join(str(a) for a in args)
 
