@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from lavimo.checkpoints import MODEL_FILE
 from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
 from lavimo.io import LavimoInputError, save_json, save_npz
@@ -36,7 +37,7 @@ def evaluation_dir(run_dir: Path, trained_on: Path, dataset_dir: Path, split: st
     that it never replaces the run's own metrics.
     """
     own_data = dataset_dir.resolve() == trained_on.resolve()
-    own_checkpoint = checkpoint.resolve() == (run_dir / "model.pt").resolve()
+    own_checkpoint = checkpoint.resolve() == (run_dir / MODEL_FILE).resolve()
     if own_data and split == "test" and own_checkpoint:
         return run_dir
     name = f"{dataset_dir.resolve().name}_{split}" + ("" if own_checkpoint else f"_{checkpoint.stem}")
@@ -48,7 +49,7 @@ def evaluate_run(
     dataset_dir: str | os.PathLike[str] | None = None,
     split: str = "test",
     threshold: float = 0.8,
-    checkpoint: str = "model.pt",
+    checkpoint: str = MODEL_FILE,
     device: str = "auto",
 ) -> dict[str, Any]:
     """Embed a run's test split and write metrics.json, metrics.csv, retrieval.json and test_embeddings.npz.
