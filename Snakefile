@@ -2,6 +2,8 @@
 # `snakemake --cores all` runs the bundled demo end to end; see README.md for the targets.
 from snakemake.utils import min_version, validate
 
+from lavimo.layout import DATASETS
+
 min_version("9.0")
 
 
@@ -12,7 +14,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 wildcard_constraints:
-    ds="demo|humanml3d|kitml",
+    ds="|".join(DATASETS),
     shard=r"[0-9]{4}",
     variant="3modal|2modal",
     study=r"[A-Za-z0-9_]+",

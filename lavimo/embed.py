@@ -9,21 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from lavimo.checkpoints import MODEL_FILE, load_checkpoint
+from lavimo.distributed import resolve_device
 from lavimo.io import LavimoInputError
 from lavimo.model import LAVIMO, ModelConfig
 from lavimo.retrieval_data import Collate, MotionStats, RetrievalDataset
 
 PathLike = str | os.PathLike[str]
-MODEL_FILE = "model.pt"
-# the "format" stamp of every checkpoint and model file lavimo.train writes; a loader refuses any other
-CHECKPOINT_FORMAT = 1
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> cuda when available, else cpu; anything else as torch understands it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -32,46 +24,11 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def load_weights_file(path: PathLike) -> dict[str, Any]:
-    """A checkpoint or model file, loaded with ``weights_only=True`` (no code runs from the file).
-
-    Its ``format`` stamp must be :data:`CHECKPOINT_FORMAT` (see :func:`check_checkpoint_format`).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise LavimoInputError(path, "model file does not exist (train the run first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, pickle with code, wrong format
-        raise LavimoInputError(path, f"not a loadable lavimo checkpoint ({type(error).__name__}: {error})") from error
-    check_checkpoint_format(path, state)
-    return state
-
-
-def check_checkpoint_format(path: PathLike, state: Any) -> None:
-    """Raise :class:`LavimoInputError` naming ``path`` unless ``state`` carries this version's format stamp."""
-    if not isinstance(state, dict):
-        raise LavimoInputError(path, f"not a lavimo checkpoint (holds a {type(state).__name__}, not a dict)")
-    if "format" not in state:
-        raise LavimoInputError(
-            path,
-            f"no checkpoint format stamp (expected {CHECKPOINT_FORMAT}): not written by lavimo train, "
-            "or by a version from before the stamp; retrain the run",
-        )
-    found = state["format"]
-    if isinstance(found, bool) or found != CHECKPOINT_FORMAT:
-        raise LavimoInputError(
-            path,
-            f"checkpoint format {found!r}, expected {CHECKPOINT_FORMAT}: written by another lavimo version; "
-            "retrain the run or load it with the version that wrote it",
-        )
-
-
 def load_trained(path: PathLike, device: str = "auto") -> tuple[LAVIMO, MotionStats, dict[str, Any]]:
     """(model in eval mode, motion statistics, the stored file) from a run folder or a model/checkpoint file."""
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path
-    state = load_weights_file(file)
+    state = load_checkpoint(file)
     for key in ("model", "model_config", "motion_stats"):
         if key not in state:
             raise LavimoInputError(file, f"checkpoint lacks {key!r}")

@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from lavimo.checkpoints import MODEL_FILE
 from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
 from lavimo.io import LavimoInputError, save_json, save_npz
+from lavimo.layout import CURRENT, features_dir
 from lavimo.retrieval_data import RetrievalDataset, split_ids
-from lavimo.text.sentences import SentenceCache
+from lavimo.text.sentences import open_sentence_cache
 from lavimo.text.similarity import similarity_record
 from lavimo.video.cache import FeatureCache
 
@@ -35,7 +37,7 @@ def evaluation_dir(run_dir: Path, trained_on: Path, dataset_dir: Path, split: st
     that it never replaces the run's own metrics.
     """
     own_data = dataset_dir.resolve() == trained_on.resolve()
-    own_checkpoint = checkpoint.resolve() == (run_dir / "model.pt").resolve()
+    own_checkpoint = checkpoint.resolve() == (run_dir / MODEL_FILE).resolve()
     if own_data and split == "test" and own_checkpoint:
         return run_dir
     name = f"{dataset_dir.resolve().name}_{split}" + ("" if own_checkpoint else f"_{checkpoint.stem}")
@@ -47,7 +49,7 @@ def evaluate_run(
     dataset_dir: str | os.PathLike[str] | None = None,
     split: str = "test",
     threshold: float = 0.8,
-    checkpoint: str = "model.pt",
+    checkpoint: str = MODEL_FILE,
     device: str = "auto",
 ) -> dict[str, Any]:
     """Embed a run's test split and write metrics.json, metrics.csv, retrieval.json and test_embeddings.npz.
@@ -83,10 +85,9 @@ def evaluate_run(
         save_json(out_dir / "retrieval.json", {})
         save_npz(out_dir / "test_embeddings.npz", {"clip_ids": np.array([], dtype=str)})
         return {**extra, "clips": 0, "note": note, "protocols": {}, "out_dir": str(out_dir)}
-    sentences_dir = dataset_dir / "sentences"
-    sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
-    pointer = state["train_config"].get("features", "current")
-    features = FeatureCache.open_current(dataset_dir / "features", pointer) if model.has_video else None
+    sentences = open_sentence_cache(dataset_dir)
+    pointer = state["train_config"].get("features", CURRENT)
+    features = FeatureCache.open_current(features_dir(dataset_dir), pointer) if model.has_video else None
     dataset = RetrievalDataset(
         dataset_dir,
         split,

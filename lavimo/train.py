@@ -1,4 +1,6 @@
-"""Training loop: presets, schedule, checkpoints with exact resume, validation and best-model selection.
+"""Training loop: run config, schedule, exact resume, validation and best-model selection.
+
+The presets a run config starts from are in :mod:`lavimo.presets`, the checkpoint files in :mod:`lavimo.checkpoints`.
 
 A run folder (``results/{ds}/runs/{variant}/``) holds::
 
@@ -13,8 +15,9 @@ Every file is loadable with ``torch.load(weights_only=True)``. Randomness is der
 at the start of every epoch (dropout) and from (seed, epoch, clip) per sample, so a run resumed from
 ``last.pt`` continues exactly as an uninterrupted run would.
 
-Multi-process (DDP) runs are started by ``torchrun`` (``lavimo train --nproc N`` launches it): NCCL on GPUs,
-gloo on CPUs. The global batch is split over the processes; each process contrasts its own slice.
+Multi-process (DDP) runs are started by ``torchrun`` (``lavimo train --nproc N`` launches it; the process group
+helpers are in :mod:`lavimo.distributed`). The global batch is split over the processes; each process contrasts
+its own slice.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import math
 import os
 import platform
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,13 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
-from lavimo.embed import CHECKPOINT_FORMAT, MODEL_FILE, autocast, embed_dataset, load_weights_file, resolve_device
+from lavimo.checkpoints import MODEL_FILE, load_checkpoint, save_checkpoint
+from lavimo.distributed import Process, all_reduce_mean, barrier, close_process, init_process
+from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
+from lavimo.layout import CURRENT, features_dir, sentences_dir
 from lavimo.model import LAVIMO, ModelConfig
+from lavimo.presets import TRAIN_PRESETS
 from lavimo.retrieval_data import (
     Collate,
     EpochBatchSampler,
@@ -50,7 +55,7 @@ from lavimo.retrieval_data import (
     compute_motion_stats,
     split_ids,
 )
-from lavimo.text.sentences import SentenceCache
+from lavimo.text.sentences import SentenceCache, open_sentence_cache
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -64,7 +69,7 @@ RESUME_FREE_FIELDS = ("num_workers", "device", "log_every")
 class TrainConfig:
     """Everything a training run is made of (defaults = the paper, section 4)."""
 
-    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.model.ModelConfig)
+    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.presets.MODEL_PRESETS)
     model_overrides: dict[str, Any] = field(default_factory=dict)
     variant: str = "3modal"  # 3modal | 2modal (text + motion only)
     epochs: int = 400
@@ -80,7 +85,7 @@ class TrainConfig:
     val_split: str = "val"  # split used for validation and best-model selection
     seed: int = 0
     views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
-    features: str = "current"  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
+    features: str = CURRENT  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
     num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
     device: str = "auto"
@@ -100,25 +105,6 @@ class TrainConfig:
         return ModelConfig.from_preset(self.model, variant=self.variant, **overrides)
 
 
-TRAIN_PRESETS: dict[str, dict[str, Any]] = {
-    # LAVIMO section 4: AdamW, lr 1e-4 decayed linearly to 1e-5 after epoch 100, batch 64, 400 epochs
-    "paper": {"model": "paper"},
-    # sized for the bundled demo on a 2-core CPU: a small model with a frozen MiniLM, a few minutes
-    "demo": {
-        "model": "demo",
-        "epochs": 30,
-        "lr": 3e-4,
-        "lr_min": 3e-5,
-        "lr_decay_start": 10,
-        "warmup_steps": 20,
-        "eval_every": 5,
-        "max_frames": 64,
-    },
-    # unit tests and smoke runs
-    "tiny": {"model": "tiny", "epochs": 2, "batch_size": 8, "lr": 1e-3, "eval_every": 1, "max_frames": 60},
-}
-
-
 def coerce(value: str, like: Any) -> Any:
     """A command-line string as the type of ``like`` (JSON for dicts, lists, None)."""
     if isinstance(like, bool):
@@ -133,7 +119,8 @@ def coerce(value: str, like: Any) -> Any:
 
 
 def make_train_config(preset: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """A preset's config with overrides (values may be strings from ``--set key=value``)."""
+    """A preset's config (:data:`lavimo.presets.TRAIN_PRESETS`) with overrides (values may be strings from
+    ``--set key=value``)."""
     if preset not in TRAIN_PRESETS:
         raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
     cfg = TrainConfig(**TRAIN_PRESETS[preset])
@@ -169,63 +156,7 @@ def validation_score(metrics: Mapping[str, Mapping[str, float]]) -> float:
     return float(sum(metrics[d][k] for d in ("t2m", "m2t") for k in ("R@1", "R@5", "R@10")))
 
 
-# ---- distributed ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Process:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_process(device_name: str) -> Process:
-    """Join the torchrun process group when launched by torchrun; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
-    if world_size == 1:
-        return Process(0, 1, device)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size))))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Process(dist.get_rank(), world_size, device)
-
-
-def torchrun_command(nproc: int, cli_args: list[str]) -> list[str]:
-    """The command that runs ``lavimo <cli_args>`` in ``nproc`` processes on this machine."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "--module",
-        "lavimo.cli",
-        *cli_args,
-    ]
-
-
-def _barrier(proc: Process) -> None:
-    if proc.world_size > 1:
-        dist.barrier()
-
-
-# ---- checkpoints ----------------------------------------------------------------------------------------
-def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
-    """torch.save to a temp file, then rename (a killed run never leaves half a checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
-
-
+# ---- the model -----------------------------------------------------------------------------------------
 def unwrap(model: nn.Module) -> LAVIMO:
     """The LAVIMO module inside a DDP wrapper."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model  # type: ignore[return-value]
@@ -256,11 +187,13 @@ class RunData:
 def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     """Train and validation sets of a prepared dataset, with its feature and sentence caches."""
     dataset_dir = Path(dataset_dir)
-    features = FeatureCache.open_current(dataset_dir / "features", cfg.features) if cfg.variant == "3modal" else None
-    sentences_dir = dataset_dir / "sentences"
-    sentences = SentenceCache(sentences_dir) if (sentences_dir / "current.json").is_file() else None
+    features = FeatureCache.open_current(features_dir(dataset_dir), cfg.features) if cfg.variant == "3modal" else None
+    sentences = open_sentence_cache(dataset_dir)
     if sentences is None:
-        log.warning("no sentence cache in %s: soft targets fall back to the identity (plain InfoNCE)", sentences_dir)
+        log.warning(
+            "no sentence cache in %s: soft targets fall back to the identity (plain InfoNCE)",
+            sentences_dir(dataset_dir),
+        )
     train_ids = split_ids(dataset_dir, "train")
     stats = compute_motion_stats(dataset_dir, train_ids)
     common = {"features": features, "sentences": sentences, "max_frames": cfg.max_frames, "seed": cfg.seed}
@@ -348,7 +281,6 @@ class Trainer:
 
     def _weights_state(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "model_config": self.model.config.to_dict(),
             "train_config": self.cfg.to_dict(),
@@ -372,7 +304,7 @@ class Trainer:
         """Load ``last.pt`` when it exists; refuse a checkpoint of a different config."""
         if not self.last_path.is_file():
             return False
-        state = load_weights_file(self.last_path)
+        state = load_checkpoint(self.last_path)
         saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE_FIELDS}
         wanted = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
         if saved != wanted:
@@ -414,14 +346,14 @@ class Trainer:
                     self._log_epoch(record)
                     save_checkpoint(self.last_path, self.training_state())
                     self._write_history()
-                _barrier(self.proc)
+                barrier(self.proc)
         finally:
             bar.close()
             if self.writer is not None:
                 self.writer.close()
         if self.proc.is_main:
             self._finish()
-        _barrier(self.proc)
+        barrier(self.proc)
         return self.out_dir / MODEL_FILE
 
     def train_epoch(self, bar: Any, steps_per_epoch: int, max_steps: int | None = None) -> dict[str, Any]:
@@ -468,7 +400,7 @@ class Trainer:
             fetch_start = time.perf_counter()
         seconds = time.perf_counter() - started
         steps = max(1, steps)
-        means = _all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
+        means = all_reduce_mean({k: v / steps for k, v in sums.items()}, proc)
         return {
             "step": self.step,
             "lr": lr_at(self.step - 1, cfg, steps_per_epoch),
@@ -502,7 +434,7 @@ class Trainer:
             if record["val_score"] > self.best_score:
                 self.best_score, self.best_epoch = record["val_score"], self.epoch
                 save_checkpoint(self.best_path, {**self._weights_state(), "val": metrics})
-        _barrier(self.proc)
+        barrier(self.proc)
 
     def _log_epoch(self, record: Mapping[str, Any]) -> None:
         val = record.get("val")
@@ -526,11 +458,11 @@ class Trainer:
     def _finish(self) -> None:
         """model.pt = the best validation weights (the last ones when there is no validation split)."""
         target = self.out_dir / MODEL_FILE
-        with atomic_path(target) as tmp:
-            if self.best_path.is_file():
+        if self.best_path.is_file():
+            with atomic_path(target) as tmp:
                 shutil.copyfile(self.best_path, tmp)
-            else:
-                torch.save(self._weights_state(), tmp)
+        else:
+            save_checkpoint(target, self._weights_state())
         log.info("%s: weights of epoch %d (best validation score %.2f)", target, self.best_epoch, self.best_score)
 
 
@@ -545,16 +477,6 @@ def _to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]
         else:
             out[key] = value
     return out
-
-
-def _all_reduce_mean(values: dict[str, float], proc: Process) -> dict[str, float]:
-    """Average per-process means over the process group."""
-    if proc.world_size == 1 or not values:
-        return values
-    keys = sorted(values)
-    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=proc.device)
-    dist.all_reduce(tensor)
-    return {k: float(v) / proc.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
 
 
 def _tensorboard(path: Path) -> Any:
@@ -581,5 +503,4 @@ def train(
     try:
         return trainer.fit(resume=resume)
     finally:
-        if trainer.proc.world_size > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        close_process(trainer.proc)

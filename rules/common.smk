@@ -6,6 +6,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from lavimo.layout import NUM_AVATARS, dataset_not_found
+from lavimo.presets import resolve_preset
+
 # Rules call the `lavimo` CLI; when it is not on PATH, fall back to the one installed beside this
 # snakemake (e.g. .venv/bin). Appended, so a conda env activated for a rule keeps precedence.
 shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
@@ -13,21 +16,6 @@ shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
 RESULTS = config["results_dir"]
 AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
-NUM_AVATARS = 13
-
-DATASET_HELP = {
-    "humanml3d": (
-        "HumanML3D is not bundled (it derives from AMASS, which you download under its own license). "
-        "Build it with https://github.com/EricGuo5513/HumanML3D (or `snakemake prepare_amass` from AMASS npz "
-        "files and SMPL-H models), then point `datasets.humanml3d.root` in config.yaml at the folder holding "
-        "new_joint_vecs/, new_joints/, texts/, train.txt, val.txt, test.txt."
-    ),
-    "kitml": (
-        "KIT-ML is not bundled. Download it (KIT Motion-Language Dataset, or the HumanML3D repository's KIT-ML "
-        "release) under its license and point `datasets.kitml.root` in config.yaml at the folder holding "
-        "new_joint_vecs/, texts/ and the split lists (or TMR's annotations.json)."
-    ),
-}
 
 
 def dataset_root(ds):
@@ -36,7 +24,7 @@ def dataset_root(ds):
         return config["datasets"]["demo"]["bundle"]
     root = config["datasets"][ds]["root"]
     if not Path(root).is_dir():
-        raise WorkflowError(f"dataset '{ds}' not found at '{root}'. {DATASET_HELP[ds]}")
+        raise WorkflowError(f"{root}: {dataset_not_found(ds)}")
     return root
 
 
@@ -124,13 +112,6 @@ def sentences_args(wildcards):
     return shlex.join(["--model", model]) if model else ""
 
 
-def train_preset(ds):
-    """Training preset of a dataset: `preset` from the config, where `auto` means demo for the demo set."""
-    if config["preset"] != "auto":
-        return config["preset"]
-    return "demo" if ds == "demo" else "paper"
-
-
 def train_inputs(wildcards):
     """Caches a run reads: motions (manifest), caption embeddings, and frame features for 3-modal runs."""
     inputs = {
@@ -151,10 +132,9 @@ def set_options(settings):
 
 
 def train_args(wildcards):
-    """Command-line options of `lavimo train` from the config: the preset, its settings and ε."""
-    preset = train_preset(wildcards.ds)
-    args = ["--preset", preset, "--nproc", config["train"]["nproc"]]
-    args += set_options(config["train"]["presets"].get(preset, {}))
+    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py), the overrides, ε."""
+    args = ["--preset", resolve_preset(config["preset"], wildcards.ds), "--nproc", config["train"]["nproc"]]
+    args += set_options(config["train"]["overrides"])
     args += set_options({"model.epsilon_rescaled_cos": config["epsilon_rescaled_cos"]})
     return shlex.join(str(a) for a in args)
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from lavimo.io import LavimoInputError
+from lavimo.layout import mirror_clip_id
 from lavimo.motion import skeleton
-from lavimo.motion.mirror import mirror_clip_id, mirror_joints, mirror_text
+from lavimo.motion.mirror import mirror_joints, mirror_text
 
 JOINTS_FILE = Path(__file__).parent / "data" / "humanml3d" / "new_joints" / "012314.npy"
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 from helpers import TINY_TRAIN as TINY
 
+from lavimo.checkpoints import CHECKPOINT_FORMAT
 from lavimo.embed import load_trained
 from lavimo.io import LavimoInputError
 from lavimo.retrieval_data import EpochBatchSampler, RetrievalDataset, compute_motion_stats, split_ids
 from lavimo.text.sentences import SentenceCache
-from lavimo.train import CHECKPOINT_FORMAT, TrainConfig, Trainer, lr_at, make_train_config, train
+from lavimo.train import TrainConfig, Trainer, lr_at, make_train_config, train
 from lavimo.video.cache import FeatureCache
 
 

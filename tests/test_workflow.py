@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from lavimo.cli import build_parser
+from lavimo.presets import AUTO, PRESETS, resolve_preset
 
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 
@@ -90,9 +91,11 @@ def test_training_without_the_dataset_stops_at_once_with_the_prepare_error(repo_
     assert "rule train" not in output  # stopped while building the DAG, before any training job
 
 
-def test_train_rule_passes_every_preset_setting(repo_root: Path) -> None:
+def test_train_rule_passes_the_resolved_preset_and_the_overrides(repo_root: Path) -> None:
+    overrides = {"epochs": 3, "model.latent_dim": 64}
+    target, config = "results/demo/runs/2modal/model.pt", f"train={{'overrides': {overrides!r}}}"
     result = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--forceall", "results/demo/runs/2modal/model.pt"],
+        [SNAKEMAKE, "-n", "-p", "--forceall", target, "--config", config],
         cwd=repo_root,
         capture_output=True,
         text=True,
@@ -101,10 +104,13 @@ def test_train_rule_passes_every_preset_setting(repo_root: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     command = next(line for line in output.splitlines() if "lavimo train" in line)
-    assert "--preset demo" in command and "--variant 2modal" in command
-    demo = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["presets"]["demo"]
-    for key, value in demo.items():
+    assert f"--preset {resolve_preset('auto', 'demo')}" in command and "--variant 2modal" in command
+    for key, value in overrides.items():
         assert f"--set {key}={value}" in command
+
+
+def test_the_schema_names_the_presets(repo_root: Path) -> None:
+    assert _schema(repo_root)["properties"]["preset"]["enum"] == sorted([AUTO, *PRESETS])
 
 
 def _report_dry_run(repo_root: Path, variants: list[str] | None = None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lavimo.layout import CURRENT
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="features_command", metavar="ACTION", required=True)
@@ -27,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--hflip-p", type=float, default=0.5, help="probability of a horizontal flip per training view (paper: on)"
     )
     build.add_argument(
-        "--pointer", default="current", help="write {out}/{pointer}.json (another name keeps current.json as it is)"
+        "--pointer", default=CURRENT, help="write {out}/{pointer}.json (another name keeps current.json as it is)"
     )
     build.add_argument("--frame-size", type=int, default=None, help="expected frame size (default: each meta.json)")
     build.add_argument("--batch-size", type=int, default=8, help="clips per encoder batch")

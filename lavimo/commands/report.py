@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DATASETS = ("demo", "humanml3d", "kitml")
+from lavimo.layout import DATASETS
 
 
 def register(parser: argparse.ArgumentParser) -> None:

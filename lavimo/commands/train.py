@@ -8,11 +8,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from lavimo.presets import PRESETS
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-dir", type=Path, required=True, help="results/{ds}: manifest, motions, caches")
     parser.add_argument("--out", type=Path, required=True, help="run folder, e.g. results/{ds}/runs/3modal")
-    parser.add_argument("--preset", default="demo", help="training preset: paper | demo | tiny")
+    parser.add_argument(
+        "--preset", default="demo", help=f"training preset (lavimo/presets.py): {' | '.join(PRESETS)} (default: demo)"
+    )
     parser.add_argument("--variant", choices=["3modal", "2modal"], default=None, help="overrides the preset's")
     parser.add_argument(
         "--set",
@@ -61,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """Re-run this command under torchrun in ``--nproc`` processes."""
-    from lavimo.train import torchrun_command
+    from lavimo.distributed import torchrun_command
 
     cli_args = ["train", "--dataset-dir", str(args.dataset_dir), "--out", str(args.out), "--preset", args.preset]
     if args.variant:

@@ -25,8 +25,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from lavimo.io import LavimoInputError, Rejection, save_npy, write_rejections
+from lavimo.layout import mirror_clip_id
 from lavimo.motion.humanml3d import process_joints
-from lavimo.motion.mirror import mirror_clip_id, mirror_joints
+from lavimo.motion.mirror import mirror_joints
 from lavimo.motion.resample import resample
 
 LOG = logging.getLogger(__name__)

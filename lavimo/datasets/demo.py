@@ -18,7 +18,8 @@ from lavimo.datasets.captions import CONTENT_PHRASES, STYLE_PHRASES, captions_fo
 from lavimo.datasets.clips import check_motion, complete_joints, duration, mirrored
 from lavimo.datasets.splits import dissimilar_subset, stratified_split, write_splits
 from lavimo.io import LavimoInputError, Rejection
-from lavimo.motion.mirror import mirror_clip_id, mirror_text
+from lavimo.layout import mirror_clip_id
+from lavimo.motion.mirror import mirror_text
 
 NSIM_SIZE = 100
 

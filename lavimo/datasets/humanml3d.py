@@ -27,18 +27,10 @@ from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, U
 from lavimo.datasets.clips import FPS, check_motion, complete_joints, duration, seconds_to_frames
 from lavimo.datasets.splits import SPLITS, read_split, write_splits
 from lavimo.io import LavimoInputError, Rejection, atomic_path
+from lavimo.layout import DATASET_HELP, dataset_not_found, root_key, select_with_mirrors
 from lavimo.motion.humanml3d import features_to_joints
-from lavimo.motion.mirror import MIRROR_PREFIX
 
 TIME_TOLERANCE = 0.25  # s: a span ending at most this far past the clip is clamped to it, further is rejected
-
-HUMANML3D_HELP = (
-    "HumanML3D is not bundled: it derives from AMASS, which you download yourself under its license. "
-    "Build it with https://github.com/EricGuo5513/HumanML3D (or `lavimo prepare amass` / `snakemake prepare_amass` "
-    "from AMASS npz files and SMPL-H models, then add HumanML3D's texts/), and set `datasets.humanml3d.root` in "
-    "config.yaml to the folder holding new_joint_vecs/, new_joints/, texts/, train.txt, val.txt, test.txt, "
-    "Mean.npy and Std.npy."
-)
 
 
 @dataclass(frozen=True)
@@ -178,15 +170,15 @@ def find_split_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def check_layout(root: Path, help_text: str = HUMANML3D_HELP, config_key: str = "datasets.humanml3d.root") -> None:
-    """Raise a helpful :class:`LavimoInputError` when ``root`` is not a HumanML3D-style folder."""
+def check_layout(root: Path, dataset: str = "humanml3d") -> None:
+    """Raise a helpful :class:`LavimoInputError` when ``root`` is not a HumanML3D-style folder (of ``dataset``)."""
     if not root.is_dir():
-        raise LavimoInputError(root, f"dataset folder not found ({config_key}). {help_text}")
+        raise LavimoInputError(root, dataset_not_found(dataset))
     missing = [d for d in ("new_joint_vecs", "texts") if not (root / d).is_dir()]
     missing += [f"{s}.txt" for s in SPLITS if find_split_file(root, s) is None]
     if missing:
-        problem = f"incomplete dataset folder ({config_key}): missing {', '.join(missing)}. {help_text}"
-        raise LavimoInputError(root, problem)
+        problem = f"incomplete dataset folder ({root_key(dataset)}): missing {', '.join(missing)}"
+        raise LavimoInputError(root, f"{problem}. {DATASET_HELP[dataset]}")
 
 
 def read_splits(root: Path) -> dict[str, str]:
@@ -200,14 +192,8 @@ def read_splits(root: Path) -> dict[str, str]:
 
 def humanml3d_units(root: Path, split_of: dict[str, str], mirror: bool, limit: int | None) -> list[Unit]:
     """One unit per listed clip id (``M`` ids dropped without ``mirror``); the first ``limit`` sources."""
-    ids = sorted(split_of)
-    sources = [i for i in ids if not (i.startswith(MIRROR_PREFIX) and i[1:] in split_of)]
-    if limit is not None:
-        sources = sources[:limit]
-    keep = set(sources) | ({MIRROR_PREFIX + s for s in sources} & set(ids) if mirror else set())
     units = []
-    for clip_id in sorted(keep):
-        origin = clip_id[1:] if clip_id.startswith(MIRROR_PREFIX) and clip_id[1:] in keep else ""
+    for clip_id, origin in select_with_mirrors(split_of, mirror, limit):
         inputs = (root / "new_joint_vecs" / f"{clip_id}.npy", root / "new_joints" / f"{clip_id}.npy")
         inputs += (root / "texts" / f"{clip_id}.txt",)
         units.append(Unit(clip_id, str(inputs[0]), {"mirrored_from": origin}, tuple(str(p) for p in inputs)))

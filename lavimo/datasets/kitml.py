@@ -37,19 +37,12 @@ from lavimo.datasets.humanml3d import (
 )
 from lavimo.datasets.splits import SPLITS, read_split
 from lavimo.io import LavimoInputError, Rejection
+from lavimo.layout import DATASET_HELP, root_key, select_with_mirrors
 from lavimo.motion.kit import KIT_FEATURE_DIM, KIT_FPS, kit_features_to_joints
-from lavimo.motion.mirror import MIRROR_PREFIX
 from lavimo.motion.resample import resample
 from lavimo.motion.skeleton import NUM_JOINTS
 
 ANNOTATIONS = "annotations.json"
-KITML_HELP = (
-    "KIT-ML is not bundled. Get TMR's KIT-ML (https://github.com/Mathux/TMR: annotations.json and splits/, plus "
-    "the AMASS-derived motions in datasets/motions/guoh3dfeats built from AMASS under its license) or Guo et al.'s "
-    "KIT-ML release (https://github.com/EricGuo5513/HumanML3D: new_joint_vecs/, new_joints/, texts/, train.txt, "
-    "val.txt, test.txt), and set `datasets.kitml.root` in config.yaml to that folder."
-)
-
 # t2m joint <- weighted KIT-ML joints (21-joint order of HumanML3D's paramUtil: 0 root, 1-4 spine to head,
 # 5-7 right arm, 8-10 left arm, 11-15 right leg, 16-20 left leg)
 KIT_TO_T2M: tuple[dict[int, float], ...] = (
@@ -79,7 +72,7 @@ def find_motions_dir(root: Path, motions_dir: str | os.PathLike[str] | None) -> 
         if path.is_dir():
             return path
     raise LavimoInputError(
-        candidates[0], f"TMR motion folder not found (tried {', '.join(map(str, candidates))}). {KITML_HELP}"
+        candidates[0], f"TMR motion folder not found (tried {', '.join(map(str, candidates))}). {DATASET_HELP['kitml']}"
     )
 
 
@@ -100,7 +93,7 @@ def tmr_splits(root: Path, annotations: dict[str, Any]) -> dict[str, str]:
     for name in SPLITS:
         path = find_split_file(root, name)
         if path is None:
-            raise LavimoInputError(root / "splits" / f"{name}.txt", f"split list missing. {KITML_HELP}")
+            raise LavimoInputError(root / "splits" / f"{name}.txt", f"split list missing. {DATASET_HELP['kitml']}")
         for key in read_split(path):
             if key in annotations:
                 split_of.setdefault(key, name)
@@ -111,15 +104,9 @@ def tmr_units(
     annotations: dict[str, Any], split_of: dict[str, str], motions: Path, mirror: bool, limit: int | None
 ) -> list[Unit]:
     """One unit per annotated id that is in a split; ``M`` ids only with ``mirror``; first ``limit`` sources."""
-    ids = sorted(split_of)
-    sources = [i for i in ids if not (i.startswith(MIRROR_PREFIX) and i[1:] in split_of)]
-    if limit is not None:
-        sources = sources[:limit]
-    keep = set(sources) | ({MIRROR_PREFIX + s for s in sources} & set(ids) if mirror else set())
     units = []
-    for key in sorted(keep):
+    for key, origin in select_with_mirrors(split_of, mirror, limit):
         entry = annotations[key]
-        origin = key[1:] if key.startswith(MIRROR_PREFIX) and key[1:] in keep else ""
         motion = motions / f"{entry['path']}.npy"
         payload = {"annotations": entry.get("annotations", []), "mirrored_from": origin}
         units.append(Unit(key, str(motion), payload, (str(motion),)))
@@ -186,14 +173,13 @@ def prepare_kitml(
     options = options or PrepareOptions()
     root, out = Path(root), Path(out)
     if _is_guo_layout(root):
-        check_layout(root, KITML_HELP, "datasets.kitml.root")
+        check_layout(root, "kitml")
         split_of = read_splits(root)
         units, process = humanml3d_units(root, split_of, options.mirror, limit), process_guo_kit_clip
     else:
         if not (root / ANNOTATIONS).exists():
-            raise LavimoInputError(
-                root, f"no KIT-ML here (datasets.kitml.root): expected {ANNOTATIONS} or new_joint_vecs/. {KITML_HELP}"
-            )
+            expected = f"expected {ANNOTATIONS} or new_joint_vecs/"
+            raise LavimoInputError(root, f"no KIT-ML here ({root_key('kitml')}): {expected}. {DATASET_HELP['kitml']}")
         annotations = read_annotations(root / ANNOTATIONS)
         split_of = tmr_splits(root, annotations)
         motions = find_motions_dir(root, motions_dir)

@@ -1,9 +1,11 @@
-"""Model configuration: every size of the LAVIMO model in one dataclass."""
+"""Model configuration: every size and switch of the LAVIMO model in one dataclass (named sizes: lavimo.presets)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
+
+from lavimo.presets import MODEL_PRESETS
 
 Variant = Literal["3modal", "2modal"]
 TextBackbone = Literal["distilbert", "minilm", "tiny"]
@@ -57,52 +59,26 @@ class ModelConfig:
     recon_weight: float = 0.1
 
     @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> ModelConfig:
+        """The config of a model size in :data:`lavimo.presets.MODEL_PRESETS` (paper, demo, tiny), with overrides."""
+        if preset not in MODEL_PRESETS:
+            raise ValueError(f"unknown model preset {preset!r}; expected one of {sorted(MODEL_PRESETS)}")
+        return cls(**{**MODEL_PRESETS[preset], **overrides})
+
+    @classmethod
     def paper(cls, **overrides: Any) -> ModelConfig:
         """The paper's sizes: C=512, 6-layer transformers, fine-tuned DistilBERT."""
-        return cls(**overrides)
+        return cls.from_preset("paper", **overrides)
 
     @classmethod
     def demo(cls, **overrides: Any) -> ModelConfig:
         """A CPU-sized model for the bundled demo: C=128, 2 layers, frozen MiniLM."""
-        base: dict[str, Any] = {
-            "latent_dim": 128,
-            "num_heads": 4,
-            "ff_dim": 256,
-            "motion_layers": 2,
-            "text_layers": 2,
-            "video_layers": 2,
-            "decoder_layers": 2,
-            "text_backbone": "minilm",
-            "freeze_text_backbone": True,
-        }
-        base.update(overrides)
-        return cls(**base)
+        return cls.from_preset("demo", **overrides)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> ModelConfig:
         """A tiny random-init model for unit tests (no pretrained weights)."""
-        base: dict[str, Any] = {
-            "latent_dim": 32,
-            "num_heads": 2,
-            "ff_dim": 64,
-            "dropout": 0.0,
-            "motion_layers": 1,
-            "text_layers": 1,
-            "video_layers": 1,
-            "decoder_layers": 1,
-            "text_backbone": "tiny",
-            "frame_dim": 16,
-        }
-        base.update(overrides)
-        return cls(**base)
-
-    @classmethod
-    def from_preset(cls, preset: str, **overrides: Any) -> ModelConfig:
-        """Build the config of a named preset: `paper`, `demo` or `tiny`."""
-        builders = {"paper": cls.paper, "demo": cls.demo, "tiny": cls.tiny}
-        if preset not in builders:
-            raise ValueError(f"unknown model preset {preset!r}; expected one of {sorted(builders)}")
-        return builders[preset](**overrides)
+        return cls.from_preset("tiny", **overrides)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

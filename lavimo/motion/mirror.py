@@ -1,4 +1,7 @@
-"""Left/right mirroring of motions and captions, as HumanML3D builds its ``M``-prefixed clips."""
+"""Left/right mirroring of motions and captions, as HumanML3D builds its ``M``-prefixed clips.
+
+The ids of mirrored clips are :func:`lavimo.layout.mirror_clip_id`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import numpy as np
 
 from lavimo.io import LavimoInputError
 from lavimo.motion.skeleton import NUM_JOINTS, mirror_permutation
-
-MIRROR_PREFIX = "M"
 
 # "left"/"right" at the start of a word, alone or as leftward(s)/rightmost/left-hand...; not "bright", "upright"
 _SIDE_WORD = re.compile(r"\b(left|right)(?=(?:wards?|most)?\b)", re.IGNORECASE)
@@ -42,8 +43,3 @@ def mirror_text(text: str) -> str:
     Only left/right are swapped, as in HumanML3D; (counter)clockwise is left alone.
     """
     return _SIDE_WORD.sub(_swap_case_preserving, text)
-
-
-def mirror_clip_id(clip_id: str) -> str:
-    """Id of the mirrored clip: ``M`` + the original id (HumanML3D's convention)."""
-    return MIRROR_PREFIX + clip_id

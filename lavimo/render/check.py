@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lavimo.layout import FRAME_GLOB, FRAME_META
+
 CHROMA_MIN = 16  # max - min of R, G, B (8-bit sRGB) at or above which a pixel is coloured (the studio's: <= 5)
 DARK_MAX = 48  # brightest channel at or below which a pixel is dark (the studio's darkest: about 70)
 MIN_BODY_SHARE = 0.005  # share of the frame's pixels that must be body (a whole body: 3% or more at 512x512)
@@ -74,7 +76,7 @@ class FrameAudit:
 
 def rendered_clips(frames_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Folders of finished clips under ``frames_dir`` (those with a meta.json, shard folders included)."""
-    for meta in sorted(Path(frames_dir).rglob("meta.json")):
+    for meta in sorted(Path(frames_dir).rglob(FRAME_META)):
         if not any(part.startswith(".") for part in meta.parent.relative_to(frames_dir).parts):
             yield meta.parent
 
@@ -87,8 +89,8 @@ def audit_frames(frames_dir: str | os.PathLike[str], resolution: int = 512) -> F
     audit = FrameAudit()
     for clip in rendered_clips(frames_dir):
         audit.clips += 1
-        expected = len(json.loads((clip / "meta.json").read_text()).get("indices", []))
-        pngs = sorted(clip.glob("[0-9][0-9].png"))
+        expected = len(json.loads((clip / FRAME_META).read_text()).get("indices", []))
+        pngs = sorted(clip.glob(FRAME_GLOB))
         if len(pngs) < expected:
             audit.incomplete.append(clip.name)
         for png in pngs:

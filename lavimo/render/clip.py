@@ -1,10 +1,10 @@
 """Render one clip: retarget onto its avatar, follow it with the camera, write sampled frames (+ optional mp4).
 
-Output of a clip: ``{frames_dir}/{clip_id}/00.png .. {n-1}.png`` and ``meta.json`` (written in a temporary
-folder renamed into place, so the folder exists only when complete) and, with ``video``, the H.264
-``{renders_dir}/{clip_id}.mp4`` at the clip's fps (written before the frame folder). ``meta.json`` keeps the
-clip's :class:`RenderSignature`: a clip counts as done only when it was rendered from the same joints, avatar
-file and settings, so a rerun with other settings renders it again.
+Output of a clip (the frames layout of :mod:`lavimo.layout`): ``{frames_dir}/{clip_id}/00.png .. {n-1}.png`` and
+``meta.json`` (written in a temporary folder renamed into place, so the folder exists only when complete) and, with
+``video``, the H.264 ``{renders_dir}/{clip_id}.mp4`` at the clip's fps (written before the frame folder).
+``meta.json`` keeps the clip's :class:`RenderSignature`: a clip counts as done only when it was rendered from the
+same joints, avatar file and settings, so a rerun with other settings renders it again.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from lavimo.avatars.simplify import simplify_avatar
 from lavimo.avatars.skinning import skin
 from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError, save_json
+from lavimo.layout import FRAME_META, clip_frames_dir, frame_file
 from lavimo.motion.skeleton import NUM_JOINTS
 from lavimo.render import floor
 from lavimo.render.check import MIN_BODY_SHARE, body_share
@@ -46,7 +47,6 @@ from lavimo.render.video import VideoWriter
 MODES = ("frames", "video")
 SKIN_CHUNK = 32  # frames skinned at once in video mode
 LOOKAHEAD = 3  # frames prepared (contact shadow) and finished (FXAA, PNG) ahead in the helper thread
-META = "meta.json"
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -163,11 +163,6 @@ def check_joints(joints: np.ndarray) -> np.ndarray:
     return joints
 
 
-def clip_dir(frames_dir: str | os.PathLike[str], clip_id: str) -> Path:
-    """Folder of a clip's frames."""
-    return Path(frames_dir) / clip_id
-
-
 def video_path(renders_dir: str | os.PathLike[str], clip_id: str) -> Path:
     """Path of a clip's mp4."""
     return Path(renders_dir) / f"{clip_id}.mp4"
@@ -181,7 +176,7 @@ def is_done(
 ) -> bool:
     """Whether the clip's frames (and its mp4 when ``renders_dir`` is given) are complete and, when a
     ``signature`` is given, rendered with it."""
-    meta = clip_dir(frames_dir, clip_id) / META
+    meta = clip_frames_dir(frames_dir, clip_id) / FRAME_META
     if not meta.exists():
         return False
     if signature is not None:
@@ -382,7 +377,7 @@ def render_clip(
     ``plan``: the clip's :func:`plan_clip`, when computed ahead.
     """
     start = time.perf_counter()
-    final = clip_dir(frames_dir, job.clip_id)
+    final = clip_frames_dir(frames_dir, job.clip_id)
     tmp = final.parent / f".{job.clip_id}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -393,11 +388,11 @@ def render_clip(
                 studio, bank, job, options, writer, pool, encode=True, plan=plan, check_body=True
             )
         for k, frame in enumerate(frames):
-            (tmp / f"{k:02d}.png").write_bytes(frame.png)
+            (tmp / frame_file(k)).write_bytes(frame.png)
         meta = _meta(job, bank.get(job.avatar), studio, options, indices, camera, time.perf_counter() - start)
         meta["video"] = str(video_path(renders_dir, job.clip_id)) if writer else None
         meta["body_share_min"] = round(min(f.body for f in frames if f.body is not None), 4)
-        save_json(tmp / META, meta)
+        save_json(tmp / FRAME_META, meta)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

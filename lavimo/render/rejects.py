@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from lavimo import layout
 from lavimo.io import LavimoInputError, Rejection, read_rejections, write_rejections
 
 STAGE = "render"  # as lavimo.render.shard.STAGE (that module imports bpy)
@@ -40,7 +41,7 @@ def merge_render_rejections(
     A shard without its rejection list (not rendered yet) is an error.
     """
     dataset_dir = Path(dataset_dir)
-    frames_dir = Path(frames_dir) if frames_dir is not None else dataset_dir / "frames"
+    frames_dir = Path(frames_dir) if frames_dir is not None else layout.frames_dir(dataset_dir)
     if shards is None:
         from lavimo.datasets.manifest import shards as manifest_shards
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 
-DATASETS: tuple[str, ...] = ("demo", "humanml3d", "kitml")
 DATASET_LABELS = {"demo": "Demo (Bandai-Namco)", "humanml3d": "HumanML3D", "kitml": "KIT-ML"}
 VARIANTS: tuple[str, ...] = ("2modal", "3modal")  # table row order, as in the paper
 VARIANT_LABELS = {"2modal": "ours 2-modal", "3modal": "ours 3-modal"}

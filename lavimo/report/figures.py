@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from lavimo.layout import FRAME_GLOB, clip_frames_dir
 from lavimo.report.common import ABLATION_ARMS, DIRECTION_LABELS, VARIANT_LABELS, number
 from lavimo.report.load import Ablation, Run, best_epoch
 
@@ -73,8 +74,8 @@ class FrameStrips:
 
     def frame_paths(self, clip_id: str) -> list[Path]:
         """Up to ``count`` of the clip's rendered frames, evenly spread."""
-        folder = self.frames_dir / clip_id
-        files = sorted(folder.glob("[0-9][0-9].png")) if folder.is_dir() else []
+        folder = clip_frames_dir(self.frames_dir, clip_id)
+        files = sorted(folder.glob(FRAME_GLOB)) if folder.is_dir() else []
         if len(files) <= self.count:
             return files
         picks = np.unique(np.round(np.linspace(0, len(files) - 1, self.count)).astype(int))

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lavimo.io import Rejection, read_rejections
-from lavimo.report.common import DATASETS, NOT_EVALUATED, PROTOCOLS, VARIANT_LABELS, VARIANTS, dataset_label, number
+from lavimo.io import LavimoInputError, Rejection, read_rejections
+from lavimo.layout import DATASETS, FEATURES_POINTER_KEY, features_dir, read_pointer
+from lavimo.report.common import NOT_EVALUATED, PROTOCOLS, VARIANT_LABELS, VARIANTS, dataset_label, number
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +244,9 @@ def best_epoch(run: Run) -> tuple[int, float] | None:
 def feature_cache_encoder(ds_path: Path) -> dict[str, Any] | None:
     """The ``encoder`` block of the dataset's current feature cache (``features/{current}/meta.json``)."""
     try:
-        current = json.loads((ds_path / "features" / "current.json").read_text())
-        meta = json.loads((ds_path / "features" / str(current["encoder_id"]) / "meta.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError):
+        folder = features_dir(ds_path)
+        meta = json.loads((folder / read_pointer(folder, FEATURES_POINTER_KEY) / "meta.json").read_text())
+    except (OSError, ValueError, LavimoInputError):
         return None
     encoder = meta.get("encoder") if isinstance(meta, dict) else None
     return encoder if isinstance(encoder, dict) else None

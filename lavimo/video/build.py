@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from lavimo import __version__
 from lavimo.io import LavimoInputError, Rejection, read_json, read_rejections, save_json, save_npy, write_rejections
+from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, clip_frames_dir, write_pointer
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
@@ -31,10 +32,9 @@ from lavimo.video.cache import (
     FeatureCache,
     config_hash,
     make_encoder_id,
-    pointer_file,
 )
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder
-from lavimo.video.frames import clip_frame_dir, load_clip_frames
+from lavimo.video.frames import load_clip_frames
 
 log = logging.getLogger(__name__)
 STAGE = "features"
@@ -55,7 +55,7 @@ class BuildOptions:
     strict: bool = False
     limit: int | None = None
     progress: bool = True
-    pointer: str = "current"  # {out}/{pointer}.json names the built cache (other names: ablation caches)
+    pointer: str = CURRENT  # {out}/{pointer}.json names the built cache (other names: ablation caches)
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class ClipViews(Dataset):
         item = self.items[i]
         opts = self.options
         try:
-            clip_dir = clip_frame_dir(self.frames_dir, item.clip_id, item.shard)
+            clip_dir = clip_frames_dir(self.frames_dir, item.clip_id)
             frames, indices = load_clip_frames(clip_dir, opts.num_frames, opts.frame_size, opts.augment.crop_size)
         except LavimoInputError as error:  # sent as plain values: the exception does not survive pickling
             return {"i": i, "error": (error.path, error.problem)}
@@ -198,7 +198,7 @@ def _shard_done(cache_dir: Path, shard: str, items: list[ClipItem], full_hash: s
         return False
     written = record_path.stat().st_mtime
     for rejected in record["rejected"]:
-        folder = clip_frame_dir(frames_dir, rejected["item"], shard)
+        folder = clip_frames_dir(frames_dir, rejected["item"])
         if folder.exists() and folder.stat().st_mtime > written:
             return False
     return True
@@ -368,9 +368,8 @@ def build_feature_cache(
     write_rejections(dataset_dir / "rejected.csv", rejected, STAGE)
     if n_clips == 0 and rejected:
         raise LavimoInputError(rejected[0].source, f"no clip could be encoded; first problem: {rejected[0].reason}")
-    save_json(
-        out_dir / pointer_file(options.pointer),
-        {"encoder_id": meta["encoder_id"], "weights": meta["encoder"]["weights"]},
+    write_pointer(
+        out_dir, FEATURES_POINTER_KEY, meta["encoder_id"], options.pointer, weights=meta["encoder"]["weights"]
     )
     log.info("features %s: %d clips cached, %d rejected -> %s", meta["encoder_id"], n_clips, len(rejected), cache_dir)
     return FeatureCache(cache_dir, expect_config_hash=meta["config_hash"])

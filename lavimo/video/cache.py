@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lavimo.io import LavimoInputError, read_json
+from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, pointer_path, read_pointer
 
 FORMAT_VERSION = 1
 INDEX_COLUMNS = ("shard", "row", "n_views", "split")
@@ -44,18 +45,12 @@ def make_encoder_id(encoder_name: str, full_hash: str) -> str:
     return f"{encoder_name}-{full_hash[:10]}"
 
 
-def pointer_file(pointer: str = "current") -> str:
-    """The file name of a named cache pointer in a features folder: ``current`` -> ``current.json``."""
-    return f"{pointer}.json"
-
-
-def resolve_cache_dir(path: str | os.PathLike[str], pointer: str = "current") -> Path:
+def resolve_cache_dir(path: str | os.PathLike[str], pointer: str = CURRENT) -> Path:
     """A cache folder itself, or a features folder whose ``{pointer}.json`` names one."""
     path = Path(path)
-    name = pointer_file(pointer)
-    if (path / "meta.json").is_file() or (pointer == "current" and not (path / name).is_file()):
+    if (path / "meta.json").is_file() or (pointer == CURRENT and not pointer_path(path, pointer).is_file()):
         return path
-    return path / str(read_json(path / name, f"feature cache pointer {pointer!r}")["encoder_id"])
+    return path / read_pointer(path, FEATURES_POINTER_KEY, pointer, f"feature cache pointer {pointer!r}")
 
 
 class FeatureCache:
@@ -154,6 +149,6 @@ class FeatureCache:
         return self.shard_array(shard)[row, :n_views]
 
     @classmethod
-    def open_current(cls, features_dir: str | os.PathLike[str], pointer: str = "current") -> FeatureCache:
+    def open_current(cls, features_dir: str | os.PathLike[str], pointer: str = CURRENT) -> FeatureCache:
         """The cache ``features_dir/{pointer}.json`` points at (``current``: the pipeline's own)."""
         return cls(resolve_cache_dir(features_dir, pointer))

@@ -1,7 +1,7 @@
 """Rendered frames of one clip: locate, check and decode them.
 
-Layout written by :mod:`lavimo.render`: ``{frames_dir}/{clip_id}/00.png .. 07.png`` plus ``meta.json``
-(``indices``, ``avatar``, ``engine``, ``resolution``). ``{frames_dir}/{shard}/{clip_id}/`` is accepted too.
+Layout written by :mod:`lavimo.render` (see :mod:`lavimo.layout`): ``{frames_dir}/{clip_id}/00.png .. 07.png``
+plus ``meta.json`` (``indices``, ``avatar``, ``engine``, ``resolution``).
 """
 
 from __future__ import annotations
@@ -15,20 +15,12 @@ from PIL import Image
 
 from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.io import LavimoInputError
-
-
-def clip_frame_dir(frames_dir: Path, clip_id: str, shard: str | None = None) -> Path:
-    """The folder holding ``clip_id``'s frames (flat layout first, then per-shard)."""
-    flat = Path(frames_dir) / clip_id
-    if flat.is_dir() or shard is None:
-        return flat
-    nested = Path(frames_dir) / str(shard) / clip_id
-    return nested if nested.is_dir() else flat
+from lavimo.layout import FRAME_GLOB, FRAME_META
 
 
 def read_frame_meta(clip_dir: Path) -> dict:
     """The renderer's ``meta.json`` of a clip folder ({} if absent); unreadable JSON is an input error."""
-    path = clip_dir / "meta.json"
+    path = clip_dir / FRAME_META
     if not path.exists():
         return {}
     try:
@@ -41,7 +33,7 @@ def list_frames(clip_dir: Path, num_frames: int) -> list[Path]:
     """The ``num_frames`` PNGs of a clip in time order (uniformly subsampled if more were rendered)."""
     if not clip_dir.is_dir():
         raise LavimoInputError(clip_dir, "frame folder does not exist (was the clip rendered?)")
-    files = sorted(clip_dir.glob("*.png"))
+    files = sorted(clip_dir.glob(FRAME_GLOB))
     if len(files) < num_frames:
         raise LavimoInputError(clip_dir, f"expected {num_frames} frame PNGs, found {len(files)}")
     if len(files) > num_frames:
@@ -92,7 +84,7 @@ def load_clip_frames(
         if min(frame.shape[1:]) < min_size:
             raise LavimoInputError(path, f"frame {tuple(frame.shape[1:])} is smaller than the {min_size}px crop")
     indices = meta.get("indices")
-    if not isinstance(indices, list) or len(indices) != len(sorted(clip_dir.glob("*.png"))):
+    if not isinstance(indices, list) or len(indices) != len(list(clip_dir.glob(FRAME_GLOB))):
         indices = list(range(len(files)))
     elif len(indices) != num_frames:
         indices = [int(indices[i]) for i in uniform_frame_indices(len(indices), num_frames)]
