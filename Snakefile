@@ -1,7 +1,11 @@
 # lavimo: raw motion capture -> avatars -> Blender renders -> CLIP features -> tri-modal model -> report.
 # `snakemake --cores all` runs the bundled demo end to end; see README.md for the targets.
+import sys
+
 from snakemake.utils import min_version, validate
 
+# the rules read names from this checkout's lavimo/layout.py and lavimo/presets.py (whatever lavimo is installed)
+sys.path.insert(0, workflow.basedir)
 from lavimo.layout import DATASETS
 
 min_version("9.0")
