@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lavimo.model.config import ModelConfig
-from lavimo.model.layers import PositionalEncoding, lengths_to_mask
+from lavimo.model.layers import PositionalEncoding, layer_settings, lengths_to_mask
 
 
 class MotionDecoder(nn.Module):
@@ -20,14 +20,7 @@ class MotionDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.pos = PositionalEncoding(cfg.latent_dim)
-        layer = nn.TransformerDecoderLayer(
-            d_model=cfg.latent_dim,
-            nhead=cfg.num_heads,
-            dim_feedforward=cfg.ff_dim,
-            dropout=cfg.dropout,
-            activation=cfg.activation,
-            batch_first=True,
-        )
+        layer = nn.TransformerDecoderLayer(**layer_settings(cfg))
         self.decoder = nn.TransformerDecoder(layer, num_layers=cfg.decoder_layers)
         self.out = nn.Linear(cfg.latent_dim, cfg.motion_dim)
 

@@ -51,16 +51,21 @@ def sinusoidal_table(length: int, dim: int) -> Tensor:
     return table
 
 
+def layer_settings(cfg: ModelConfig) -> dict:
+    """Keyword arguments of a batch-first transformer encoder or decoder layer with the config's sizes."""
+    return {
+        "d_model": cfg.latent_dim,
+        "nhead": cfg.num_heads,
+        "dim_feedforward": cfg.ff_dim,
+        "dropout": cfg.dropout,
+        "activation": cfg.activation,
+        "batch_first": True,
+    }
+
+
 def make_encoder(cfg: ModelConfig, num_layers: int) -> nn.TransformerEncoder:
     """A batch-first transformer encoder stack with the config's sizes."""
-    layer = nn.TransformerEncoderLayer(
-        d_model=cfg.latent_dim,
-        nhead=cfg.num_heads,
-        dim_feedforward=cfg.ff_dim,
-        dropout=cfg.dropout,
-        activation=cfg.activation,
-        batch_first=True,
-    )
+    layer = nn.TransformerEncoderLayer(**layer_settings(cfg))
     return nn.TransformerEncoder(layer, num_layers=num_layers, enable_nested_tensor=False)
 
 
