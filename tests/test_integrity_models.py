@@ -70,6 +70,8 @@ def test_evaluate_refuses_a_checkpoint_of_another_variant_or_model(
         line = _error_line(capsys.readouterr().err)
         assert code == 2 and f"{path}: " in line and words in line, line
     assert not (run / "evaluations").exists()
+    code = main(["evaluate", "--run", str(run), "--threshold", "1.5", "--device", "cpu"])
+    assert code == 2 and "--threshold: 1.5 is outside [0, 1]" in _error_line(capsys.readouterr().err)
     # as the run's own model.pt: nothing may be written over the run's metrics
     shutil.copyfile(two_modal, run / "model.pt")
     code = main(["evaluate", "--run", str(run), "--device", "cpu"])
