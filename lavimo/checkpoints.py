@@ -8,7 +8,9 @@ the file), and a loader refuses a file without the stamp or with another one.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,36 @@ def load_checkpoint(path: PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise LavimoInputError(path, "model file does not exist (train the run first)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, pickle with code, wrong format
-        raise LavimoInputError(path, f"not a loadable lavimo checkpoint ({type(error).__name__}: {error})") from error
+    state = safe_torch_load(path, "lavimo checkpoint")
     check_checkpoint_format(path, state)
     return state
+
+
+def safe_torch_load(path: PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; a file it refuses is one :class:`LavimoInputError`.
+
+    The message says why in one line (empty, truncated, not a PyTorch file, or Python objects a safe load
+    refuses) without PyTorch's advice to load with ``weights_only=False``: no code runs from a file here.
+    """
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise LavimoInputError(path, f"empty file (0 bytes), not a {what}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, pickle with code, not a torch file at all
+        raise LavimoInputError(path, f"not a readable {what} ({_load_problem(error)})") from error
+
+
+def _load_problem(error: Exception) -> str:
+    """One line about why ``torch.load(weights_only=True)`` failed, PyTorch's advice left out."""
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if refused:
+        return f"it holds Python objects ({refused.group(1)}) that a weights-only load refuses"
+    first = text.split(". ")[0].splitlines()[0] if text else ""
+    if "zip archive" in text:
+        return f"truncated or corrupt PyTorch archive: {first}"
+    return f"not a PyTorch file: {type(error).__name__} {first}".rstrip()
 
 
 def check_checkpoint_format(path: PathLike, state: Any) -> None:
@@ -62,4 +88,34 @@ def check_checkpoint_format(path: PathLike, state: Any) -> None:
             path,
             f"checkpoint format {found!r}, expected {CHECKPOINT_FORMAT}: written by another lavimo version; "
             "retrain the run or load it with the version that wrote it",
+        )
+
+
+# model_config keys that say where the weights came from, not what they are
+_LOCATION_KEYS = frozenset({"text_backbone_path", "text_allow_download"})
+
+
+def check_checkpoint_fits_run(path: PathLike, state: Mapping[str, Any], run_config: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint whose variant or model config differs from a run's ``config.json``.
+
+    Evaluating it would file another model's numbers under the run's name and variant.
+    """
+    stored = dict(state.get("model_config") or {})
+    expected = json.loads(json.dumps((run_config.get("model") or {}).get("model_config") or {}, default=str))
+    variant = stored.get("variant", (state.get("train_config") or {}).get("variant"))
+    if run_config.get("variant") is not None and variant != run_config["variant"]:
+        raise LavimoInputError(
+            path,
+            f"a {variant} model, but the run is {run_config['variant']} (its config.json): "
+            "evaluate it with the run that trained it",
+        )
+    stored = json.loads(json.dumps(stored, default=str))
+    differ = sorted(
+        k for k in set(stored) | set(expected) if k not in _LOCATION_KEYS and stored.get(k) != expected.get(k)
+    )
+    if expected and differ:
+        shown = ", ".join(f"{k} {stored.get(k)!r} (run: {expected.get(k)!r})" for k in differ[:4])
+        more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+        raise LavimoInputError(
+            path, f"model config differs from the run's config.json: {shown}{more}; evaluate it with its own run"
         )

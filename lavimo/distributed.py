@@ -86,3 +86,12 @@ def all_reduce_mean(values: dict[str, float], proc: Process) -> dict[str, float]
     tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=proc.device)
     dist.all_reduce(tensor)
     return {k: float(v) / proc.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
+
+
+def any_process(flag: bool, proc: Process) -> bool:
+    """Whether ``flag`` is true in any process of the group (this process's own flag when alone)."""
+    if proc.world_size == 1:
+        return flag
+    tensor = torch.tensor([float(flag)], device=proc.device)
+    dist.all_reduce(tensor)
+    return bool(tensor.item() > 0)

@@ -33,11 +33,34 @@ def load_trained(path: PathLike, device: str = "auto") -> tuple[LAVIMO, MotionSt
         if key not in state:
             raise LavimoInputError(file, f"checkpoint lacks {key!r}")
     model = LAVIMO(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], file)
     stats = MotionStats(
         state["motion_stats"]["mean"].numpy(), state["motion_stats"]["std"].numpy(), str(state.get("stats_source"))
     )
     return model.to(resolve_device(device)).eval(), stats, state
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: PathLike) -> None:
+    """``model.load_state_dict(weights)``; weights that do not fit the model are one error naming ``path``."""
+    own = model.state_dict()
+    resized = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    problems = []
+    if resized:
+        first = resized[0]
+        problems.append(
+            f"{len(resized)} tensor(s) of another shape (first {first}: {tuple(weights[first].shape)} in the file, "
+            f"{tuple(own[first].shape)} for its config)"
+        )
+    problems += [
+        f"{len(keys)} {name} (first {keys[0]})"
+        for name, keys in (("missing", missing), ("unexpected", unexpected))
+        if keys
+    ]
+    if problems:
+        raise LavimoInputError(path, "the weights do not fit the model config stored with them: " + "; ".join(problems))
+    model.load_state_dict(weights)
 
 
 @torch.no_grad()

@@ -6,7 +6,6 @@ run folder, or into ``{run}/evaluations/...`` for any other dataset, split or ch
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -14,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from lavimo.checkpoints import MODEL_FILE
+from lavimo.checkpoints import MODEL_FILE, check_checkpoint_fits_run
 from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
-from lavimo.io import LavimoInputError, save_json, save_npz
+from lavimo.io import LavimoInputError, read_json, save_json, save_npz
 from lavimo.layout import CURRENT, features_dir
 from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.text.sentences import open_sentence_cache
-from lavimo.text.similarity import similarity_record
+from lavimo.text.similarity import check_epsilon, similarity_record
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -61,13 +60,15 @@ def evaluate_run(
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise LavimoInputError(config_path, "no run config: train the run first")
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path, "run config")
+    threshold = check_epsilon(threshold)
     dataset_dir = Path(dataset_dir or config["dataset_dir"])
     model_path = Path(checkpoint) if Path(checkpoint).is_file() else run_dir / checkpoint
     out_dir = evaluation_dir(run_dir, Path(config["dataset_dir"]), dataset_dir, split, model_path)
     if out_dir != run_dir:
         log.info("not the run's own evaluation (dataset, split or checkpoint differ): writing to %s", out_dir)
     model, stats, state = load_trained(model_path, device)
+    check_checkpoint_fits_run(model_path, state, config)
     extra = {
         "dataset": config.get("dataset", dataset_dir.name),
         "dataset_dir": str(dataset_dir),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import functools
 import hashlib
 import json
 import os
+import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +31,36 @@ class LavimoInputError(ValueError):
     def __reduce__(self) -> tuple[type, tuple[str, str]]:
         # picklable across worker processes (the default would call __init__ with one argument)
         return (type(self), (self.path, self.problem))
+
+
+LOCK_FILE = ".lavimo.lock"  # the lock file :func:`folder_lock` holds in a folder
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for the block (``flock`` on ``folder/.lavimo.lock``).
+
+    A second process that wants the same folder waits, saying once on stderr who holds it (``what`` names
+    the holder's task); the lock goes with the process, so a killed holder never leaves it stuck.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            print(f"lavimo: {folder}: waiting for {holder} to finish", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{what} (pid {os.getpid()} on {socket.gethostname()})\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
@@ -80,6 +113,75 @@ def read_json(path: str | os.PathLike[str], what: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise LavimoInputError(path, f"unreadable {what} ({error})") from error
+
+
+_NPY_MAGIC = b"\x93NUMPY"  # every .npy file starts with it
+_ZIP_MAGIC = b"PK\x03\x04"  # .npz archives (and torch checkpoints) are zip files
+NUMERIC_KINDS = "fiub"  # float, signed, unsigned, bool: what an array file of numbers may hold
+
+
+def _not_npy(head: bytes) -> str:
+    """Why a file that lacks the NumPy header is not a .npy array."""
+    if head.startswith(_ZIP_MAGIC):
+        return "is a zip archive (a .npz renamed .npy?), not a .npy array: save one array with np.save"
+    with contextlib.suppress(UnicodeDecodeError):
+        text = head.decode("ascii")
+        if all(c.isprintable() or c.isspace() for c in text):
+            return f"is a text file (starts {text[:24]!r}), not a .npy array"
+    return f"is not a .npy array (no NumPy header; starts with bytes {head[:8]!r})"
+
+
+def load_npy(
+    path: str | os.PathLike[str],
+    what: str = "array",
+    *,
+    ndim: int | None = None,
+    finite: bool = False,
+    mmap: bool = False,
+) -> np.ndarray:
+    """One numeric array from a ``.npy`` file, checked; every problem is a :class:`LavimoInputError` naming the file.
+
+    Refused: a missing or empty file, anything that is not a ``.npy`` array (a ``.npz``, text, pickled
+    objects), a truncated file, non-numeric or complex values, another number of dimensions than ``ndim``
+    and, if ``finite``, NaN or Inf values. ``mmap`` memory-maps the file read-only. ``what`` names the
+    content in messages ("similarity matrix").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LavimoInputError(path, f"{what} missing (no such file)")
+    with open(path, "rb") as handle:
+        head = handle.read(32)
+    if not head:
+        raise LavimoInputError(path, f"empty file (0 bytes), expected a .npy {what}")
+    if not head.startswith(_NPY_MAGIC):
+        raise LavimoInputError(path, _not_npy(head))
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # an object array: pickled Python objects
+            raise LavimoInputError(path, f"holds Python objects, not a numeric {what}") from error
+        raise LavimoInputError(path, f"truncated or corrupt .npy file ({error})") from error
+    except (OSError, EOFError) as error:
+        raise LavimoInputError(path, f"truncated or corrupt .npy file ({error})") from error
+    if array.dtype.kind == "c":
+        raise LavimoInputError(path, f"complex-valued {what} ({array.dtype}): expected real numbers")
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise LavimoInputError(path, f"expected a numeric {what}, got dtype {array.dtype}")
+    if ndim is not None and array.ndim != ndim:
+        raise LavimoInputError(path, f"expected a {ndim}-D {what}, got shape {array.shape}")
+    if finite:
+        check_finite(array, path, what)
+    return array
+
+
+def check_finite(array: np.ndarray, path: str | os.PathLike[str], what: str = "array") -> None:
+    """Raise :class:`LavimoInputError` naming ``path`` when ``array`` holds NaN or Inf (with their counts)."""
+    if array.dtype.kind != "f" or np.isfinite(array).all():
+        return
+    nan = int(np.isnan(array).sum())
+    inf = int(np.isinf(array).sum())
+    counts = " and ".join(f"{n} {name}" for n, name in ((nan, "NaN"), (inf, "Inf")) if n)
+    raise LavimoInputError(path, f"{what} contains {counts} value(s)")
 
 
 @functools.lru_cache(maxsize=16)

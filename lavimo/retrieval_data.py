@@ -24,7 +24,7 @@ from torch import Tensor
 
 from lavimo.datasets.manifest import MANIFEST, iter_shard, load_manifest
 from lavimo.datasets.splits import read_split
-from lavimo.io import LavimoInputError
+from lavimo.io import LavimoInputError, load_npy
 from lavimo.text.sentences import SentenceCache
 from lavimo.video.cache import FeatureCache
 
@@ -54,7 +54,8 @@ def compute_motion_stats(dataset_dir: PathLike, train_ids: Sequence[str]) -> Mot
     dataset_dir = Path(dataset_dir)
     mean_path, std_path = dataset_dir / "Mean.npy", dataset_dir / "Std.npy"
     if mean_path.is_file() and std_path.is_file():
-        mean, std = np.load(mean_path).astype(np.float32), np.load(std_path).astype(np.float32)
+        mean = load_npy(mean_path, "motion mean", ndim=1, finite=True).astype(np.float32)
+        std = load_npy(std_path, "motion std", ndim=1, finite=True).astype(np.float32)
         return MotionStats(mean, np.maximum(std, 1e-8), "dataset:Mean.npy/Std.npy")
     wanted = set(train_ids)
     total, total_sq, count = None, None, 0

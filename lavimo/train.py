@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from lavimo.checkpoints import MODEL_FILE, load_checkpoint, save_checkpoint
-from lavimo.distributed import Process, all_reduce_mean, barrier, close_process, init_process
+from lavimo.distributed import Process, all_reduce_mean, any_process, barrier, close_process, init_process
 from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
@@ -377,6 +377,8 @@ class Trainer:
                 group["lr"] = lr
             with autocast(proc.device, cfg.precision):
                 out = self.ddp(_to_device(batch, proc.device))
+            losses = {k: float(v.detach()) for k, v in out.items() if k.startswith("loss")}
+            self._stop_if_not_finite(losses["loss"], batch["clip_ids"])
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             if cfg.grad_clip > 0:
@@ -384,7 +386,6 @@ class Trainer:
             self.optimizer.step()
             self.step += 1
             samples += len(batch["clip_ids"]) * proc.world_size
-            losses = {k: float(v.detach()) for k, v in out.items() if k.startswith("loss")}
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + value
             if self.writer is not None and self.step % cfg.log_every == 0:
@@ -411,6 +412,23 @@ class Trainer:
             "samples_per_s": samples / seconds,
             "data_wait_fraction": wait / seconds,
         }
+
+    def _stop_if_not_finite(self, loss: float, clip_ids: list[str]) -> None:
+        """Stop at the first NaN or Inf loss (before it reaches the weights), naming the batch's clips.
+
+        Every process of a multi-process run stops at the same step; the last checkpoint stays untouched.
+        """
+        bad = not math.isfinite(loss)
+        if not any_process(bad, self.proc):
+            return
+        where = f"epoch {self.epoch + 1}, step {self.step + 1}"
+        if not bad:
+            raise LavimoInputError(self.out_dir, f"training stopped: another process had a non-finite loss at {where}")
+        raise LavimoInputError(
+            self.out_dir,
+            f"training stopped: loss is {loss} at {where}; the batch's clips: {', '.join(clip_ids)} "
+            "(check their motions and frame features)",
+        )
 
     def _pair_taus(self) -> dict[str, float]:
         """tau_mt, tau_mv, tau_tv when each pair has its own temperature (model.tau_per_pair), else nothing."""

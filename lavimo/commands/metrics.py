@@ -5,10 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -26,41 +22,24 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(func=run)
 
 
-def _load_matrix(path: Path) -> np.ndarray:
-    """A numeric array from a .npy file; bad input raises LavimoInputError naming the file."""
-    import numpy as np
-
-    from lavimo.io import LavimoInputError
-
-    if not path.is_file():
-        raise LavimoInputError(path, "file not found")
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise LavimoInputError(path, f"not a readable .npy array ({error})") from error
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise LavimoInputError(path, "expected a numeric .npy array")
-    return array
-
-
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from lavimo.evaluate import evaluate_pair, round_metrics
-    from lavimo.io import LavimoInputError
+    from lavimo.io import LavimoInputError, load_npy
+    from lavimo.text.similarity import check_epsilon
 
     names = [name.strip() for name in args.names.split(",")]
     if len(names) != 2 or not all(names):
         raise LavimoInputError("--names", f"expected two comma-separated names, got {args.names!r}")
-    sims = _load_matrix(args.sims)
-    if sims.ndim != 2 or sims.shape[0] != sims.shape[1]:
+    threshold = check_epsilon(args.threshold)
+    sims = load_npy(args.sims, "similarity matrix", ndim=2, finite=True)
+    if sims.shape[0] != sims.shape[1]:
         raise LavimoInputError(args.sims, f"similarity matrix must be square, got shape {sims.shape}")
-    if np.isnan(sims).any():
-        raise LavimoInputError(args.sims, "similarity matrix contains NaN")
+    if sims.shape[0] == 0:
+        raise LavimoInputError(args.sims, "similarity matrix is empty (0x0): nothing to rank")
     text_emb = None
     if args.text_emb is not None:
-        text_emb = _load_matrix(args.text_emb)
-        if text_emb.ndim != 2 or len(text_emb) != len(sims):
+        text_emb = load_npy(args.text_emb, "sentence embeddings", ndim=2, finite=True)
+        if len(text_emb) != len(sims):
             raise LavimoInputError(
                 args.text_emb, f"expected {len(sims)} rows of sentence embeddings, got shape {text_emb.shape}"
             )
@@ -72,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
         raise LavimoInputError(
             args.sims, f"the guo protocol needs at least --batch-size={args.batch_size} rows, got {len(sims)}"
         )
-    pair = evaluate_pair(sims, args.protocol, text_emb, args.threshold, args.batch_size, args.seed)
+    pair = evaluate_pair(sims, args.protocol, text_emb, threshold, args.batch_size, args.seed)
     print(json.dumps(round_metrics({names[0]: pair["forward"], names[1]: pair["reverse"]}), indent=2))
     return 0

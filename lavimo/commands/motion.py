@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lavimo.io import LavimoInputError, save_npy
+from lavimo.io import LavimoInputError, load_npy, save_npy
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: Path, ndim: int) -> np.ndarray:
-    if not path.exists():
-        raise LavimoInputError(path, "file does not exist")
-    try:
-        array = np.load(path)
-    except (OSError, ValueError) as error:
-        raise LavimoInputError(path, f"not a readable .npy file ({error})") from error
-    if array.ndim != ndim:
-        raise LavimoInputError(path, f"expected a {ndim}-D array, got shape {array.shape}")
-    return array
+    return load_npy(path, "joints" if ndim == 3 else "features", ndim=ndim, finite=True)
 
 
 def run_features(args: argparse.Namespace) -> int:
@@ -76,10 +68,16 @@ def run_mirror(args: argparse.Namespace) -> int:
 
 
 def run_from_bvh(args: argparse.Namespace) -> int:
+    from lavimo.datasets.clips import check_motion_values
     from lavimo.io import save_npz
     from lavimo.motion.pipeline import bvh_to_clip
 
-    clip = bvh_to_clip(args.bvh)
+    same = args.output.exists() and args.bvh.exists() and args.output.samefile(args.bvh)
+    if same or args.output.resolve() == args.bvh.resolve():
+        raise LavimoInputError(args.output, "output path is the input BVH: choose another output (.npz)")
+    with np.errstate(over="ignore", invalid="ignore"):  # a corrupt value overflows; checked just below
+        clip = bvh_to_clip(args.bvh)
+    check_motion_values(clip.joints, clip.features, str(args.bvh))
     save_npz(args.output, {"joints": clip.joints.astype(np.float32), "features": clip.features.astype(np.float32)})
     print(f"{args.output}: {clip.joints.shape[0]} frames at 20 fps (from {clip.source_fps:g} fps, {clip.skeleton})")
     return 0

@@ -4,11 +4,13 @@ AMASS to the HumanML3D layout (amass), and build the bundled demo archive (bundl
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lavimo.io import save_json
+from lavimo.io import folder_lock, save_json
 
 if TYPE_CHECKING:
     from lavimo.datasets.build import BuildResult, PrepareOptions
@@ -78,6 +80,18 @@ def _report(result: BuildResult, name: str) -> int:
     return 0 if len(result.manifest) else 1
 
 
+def _locked(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run while holding the lock of ``--out``: a second prepare of the same folder waits for the first."""
+
+    @functools.wraps(run)
+    def locked(args: argparse.Namespace) -> int:
+        with folder_lock(args.out, f"lavimo prepare {args.prepare_command}"):
+            return run(args)
+
+    return locked
+
+
+@_locked
 def run_demo(args: argparse.Namespace) -> int:
     from lavimo.datasets.demo import prepare_demo
 
@@ -85,6 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return _report(result, "demo")
 
 
+@_locked
 def run_humanml3d(args: argparse.Namespace) -> int:
     from lavimo.datasets.humanml3d import prepare_humanml3d
 
@@ -92,6 +107,7 @@ def run_humanml3d(args: argparse.Namespace) -> int:
     return _report(result, "humanml3d")
 
 
+@_locked
 def run_kitml(args: argparse.Namespace) -> int:
     from lavimo.datasets.kitml import prepare_kitml
 
@@ -101,6 +117,7 @@ def run_kitml(args: argparse.Namespace) -> int:
     return _report(result, "kitml")
 
 
+@_locked
 def run_amass(args: argparse.Namespace) -> int:
     from lavimo.datasets.amass import amass_to_humanml3d
 

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from lavimo.io import LavimoInputError
+from lavimo.io import LavimoInputError, load_npy
 
 log = logging.getLogger(__name__)
 
@@ -206,14 +206,11 @@ def pick_clips(manifest, count: int) -> list[str]:
 
 def _sheet_jobs(args: argparse.Namespace) -> list:
     """ClipJobs from --joints files and/or --dataset-dir + --clips / --pick."""
-    import numpy as np
-
     from lavimo.avatars.assign import avatar_for_clip
     from lavimo.render.clip import ClipJob
 
     jobs = [
-        ClipJob(Path(p).stem, avatar_for_clip(Path(p).stem), args.fps, np.load(p, allow_pickle=False))
-        for p in args.joints
+        ClipJob(Path(p).stem, avatar_for_clip(Path(p).stem), args.fps, load_npy(p, "joint file")) for p in args.joints
     ]
     if args.clips or args.pick:
         if not args.dataset_dir:

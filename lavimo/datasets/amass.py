@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from lavimo.io import LavimoInputError, Rejection, save_npy, write_rejections
+from lavimo.io import LavimoInputError, Rejection, load_npy, save_npy, write_rejections
 from lavimo.layout import mirror_clip_id
 from lavimo.motion.humanml3d import process_joints
 from lavimo.motion.mirror import mirror_joints
@@ -207,7 +207,7 @@ def humanact12_joints(path: Path) -> np.ndarray:
     """HumanAct12 joints (T, >=22, 3) as HumanML3D stores them (already Y up, 20 fps)."""
     if not path.exists():
         raise LavimoInputError(path, "HumanAct12 file missing (HumanML3D's pose_data/humanact12)")
-    joints = np.load(path)
+    joints = load_npy(path, "HumanAct12 joints")
     if joints.ndim != 3 or joints.shape[1] < 22 or joints.shape[2] != 3:
         raise LavimoInputError(path, f"expected joints (T, >=22, 3), got {joints.shape}")
     return joints[:, :22].astype(np.float64)

@@ -145,7 +145,8 @@ def _too_short(clip: ClipOut, options: PrepareOptions) -> Rejection | None:
 def run_unit(process: Processor, unit: Unit, options: PrepareOptions) -> UnitResult:
     """Process one unit; a :class:`LavimoInputError` becomes a rejection of the whole unit, anything else stops."""
     try:
-        result = process(unit, options)
+        with np.errstate(over="ignore", invalid="ignore"):  # a corrupt value overflows; the clip checks refuse it
+            result = process(unit, options)
     except LavimoInputError as error:
         return UnitResult(rejected=[Rejection(unit.key, STAGE, error.path, error.problem)])
     except Exception as error:  # a bug, not bad input: stop, but say which clip

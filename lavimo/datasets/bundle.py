@@ -2,21 +2,26 @@
 
 ``resources/demo/`` holds ``{dataset}.tar.xz`` (``cfg/*.txt`` label lists, ``data/*.bvh`` and their
 ``data/*.json`` labels), ``LICENSE-{dataset}``, ``ATTRIBUTION.md`` and ``bundle.json`` (file counts
-and sha256 of each archive). Archives are byte-reproducible: sorted members, zero mtimes and owners.
+and sha256 of each archive; unpacking checks both). Archives are byte-reproducible: sorted members, zero
+mtimes and owners.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import lzma
 import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from lavimo.io import LavimoInputError, atomic_path, file_sha256, save_json, save_text
+from lavimo.io import LavimoInputError, atomic_path, file_sha256, folder_lock, save_json, save_text
+
+log = logging.getLogger(__name__)
 
 DATASETS: tuple[str, ...] = ("dataset-1", "dataset-2")
 BUNDLE_INDEX = "bundle.json"
@@ -108,37 +113,79 @@ def read_bundle_index(bundle: str | os.PathLike[str]) -> dict[str, Any]:
 def unpack_bundle(bundle: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, Path]:
     """Extract every archive of the bundle to ``dest/{dataset}`` unless already there; returns the folders.
 
-    A folder is replaced as a whole (extracted beside it, then renamed), and only when the archive's
-    sha256 differs from the one recorded at the last extraction.
+    Safe to run from several processes at once: they take turns (a lock on ``dest``), each extracts into
+    its own staging folder, and a folder is replaced as a whole (renamed into place). An extracted folder is
+    kept only while its stamp holds the archive's sha256 and its file counts are those of ``bundle.json``
+    and of the archive; a half-extracted or damaged one is extracted again.
     """
     bundle, dest = Path(bundle), Path(dest)
+    index = read_bundle_index(bundle)["archives"]
     folders: dict[str, Path] = {}
-    for name, entry in read_bundle_index(bundle)["archives"].items():
-        target = dest / name
-        folders[name] = target
-        stamp = target / STAMP
-        if stamp.exists() and stamp.read_text().strip() == entry["sha256"]:
-            continue
-        archive = bundle / entry["file"]
-        if not archive.exists() or file_sha256(archive) != entry["sha256"]:
-            raise LavimoInputError(archive, "missing or does not match the sha256 in bundle.json")
-        _extract(archive, target, entry["sha256"])
+    with folder_lock(dest, "lavimo prepare: unpacking the demo bundle"):
+        for stale in dest.glob(".*.partial-*"):  # staging folders of killed runs (the lock excludes live ones)
+            shutil.rmtree(stale, ignore_errors=True)
+        for name, entry in index.items():
+            target = dest / name
+            folders[name] = target
+            stamp = _read_stamp(target)
+            if stamp.get("sha256") == entry["sha256"]:
+                problem = count_problem(target, {**entry, **stamp})
+                if problem is None:
+                    continue
+                log.warning("%s: %s: extracting it again", target, problem)
+            archive = bundle / entry["file"]
+            if not archive.exists() or file_sha256(archive) != entry["sha256"]:
+                raise LavimoInputError(archive, "missing or does not match the sha256 in bundle.json")
+            _extract(archive, target, entry)
     return folders
 
 
-def _extract(archive: Path, target: Path, sha256: str) -> None:
-    staging = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    with tarfile.open(archive, mode="r:xz") as tar:
-        tar.extractall(staging, filter="data")
-    for path in staging.rglob("*"):
-        if path.is_file():
-            os.utime(path)  # extraction time, so that file stamps change with the content
-    (staging / STAMP).write_text(sha256 + "\n")
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def _read_stamp(folder: Path) -> dict[str, Any]:
+    """The stamp of an extracted folder: {"sha256": ..., "files": N} ("files" absent in older stamps)."""
+    path = folder / STAMP
+    if not path.is_file():
+        return {}
+    lines = path.read_text().split()
+    stamp: dict[str, Any] = {"sha256": lines[0]} if lines else {}
+    if len(lines) > 1 and lines[1].isdigit():
+        stamp["files"] = int(lines[1])
+    return stamp
+
+
+def count_problem(folder: Path, expected: dict[str, Any]) -> str | None:
+    """What is wrong with an extracted folder's file counts (``files``, ``bvh``, ``labels`` of ``expected``)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and p.name != STAMP]
+    found = {
+        "files": len(files),
+        "bvh": sum(1 for p in files if p.parent.name == "data" and p.suffix == ".bvh"),
+        "labels": sum(1 for p in files if p.parent.name == "data" and p.suffix == ".json"),
+    }
+    wrong = [
+        f"{found[k]} {k} files, expected {expected[k]}" for k in found if k in expected and found[k] != expected[k]
+    ]
+    return "; ".join(wrong) or None
+
+
+def _extract(archive: Path, target: Path, entry: dict[str, Any]) -> None:
+    """Extract into a staging folder of this process, check the counts, stamp, then rename into place."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        with tarfile.open(archive, mode="r:xz") as tar:
+            members = sum(1 for m in tar.getmembers() if m.isfile())
+            tar.extractall(staging, filter="data")
+        for path in staging.rglob("*"):
+            if path.is_file():
+                os.utime(path)  # extraction time, so that file stamps change with the content
+        problem = count_problem(staging, {**entry, "files": members})
+        if problem is not None:
+            raise LavimoInputError(archive, f"extracted {problem} (bundle.json, archive)")
+        staging.chmod(0o755)  # mkdtemp makes it private to its owner
+        (staging / STAMP).write_text(f"{entry['sha256']}\n{members}\n")
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -26,7 +26,7 @@ import numpy as np
 from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, Unit, UnitResult, build_dataset
 from lavimo.datasets.clips import FPS, check_motion, complete_joints, duration, seconds_to_frames
 from lavimo.datasets.splits import SPLITS, read_split, write_splits
-from lavimo.io import LavimoInputError, Rejection, atomic_path
+from lavimo.io import LavimoInputError, Rejection, atomic_path, load_npy
 from lavimo.layout import DATASET_HELP, dataset_not_found, root_key, select_with_mirrors
 from lavimo.motion.humanml3d import features_to_joints
 
@@ -83,16 +83,9 @@ def sub_clip_id(clip_id: str, a: int, b: int) -> str:
 
 def load_features(path: Path, dims: int = 263) -> np.ndarray:
     """A (T, dims) feature file; missing or misshapen files raise :class:`LavimoInputError`."""
-    if not path.exists():
-        raise LavimoInputError(path, "motion file missing")
-    try:
-        features = np.load(path)
-    except (OSError, ValueError) as error:
-        raise LavimoInputError(path, f"not a readable .npy file ({error})") from error
+    features = load_npy(path, "motion file", finite=True)
     if features.ndim != 2 or features.shape[1] != dims or len(features) < 2:
         raise LavimoInputError(path, f"expected features (T >= 2, {dims}), got {features.shape}")
-    if not np.isfinite(features).all():
-        raise LavimoInputError(path, "features contain NaN or Inf values")
     return features
 
 
@@ -157,7 +150,7 @@ def process_humanml3d_clip(unit: Unit, options: PrepareOptions) -> UnitResult:
     del options
     vecs, joints_path, texts_path = (Path(p) for p in unit.inputs)
     features = load_features(vecs)
-    joints = np.load(joints_path) if joints_path.exists() else None
+    joints = load_npy(joints_path, "joints file") if joints_path.exists() else None
     captions = [(c.text, c.start, c.end, c.line) for c in parse_texts(texts_path)]
     return clips_from_captions(unit.key, features, joints, captions, str(vecs), unit.payload["mirrored_from"])
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lavimo.avatars.assign import avatar_for_clip
-from lavimo.io import LavimoInputError, Rejection, save_json, write_rejections
+from lavimo.io import LavimoInputError, Rejection, load_npy, save_json, write_rejections
 from lavimo.render.clip import (
     AvatarBank,
     ClipJob,
@@ -231,9 +231,9 @@ def joint_file_pending(
     for path in map(Path, paths):
         clip_id = path.stem
         try:
-            joints = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            report.rejected.append(Rejection(clip_id, STAGE, str(path), f"unreadable joint file: {error}"))
+            joints = load_npy(path, "joint file")
+        except LavimoInputError as error:
+            report.rejected.append(Rejection(clip_id, STAGE, error.path, error.problem))
             continue
         chosen = avatar_for_clip(clip_id) if avatar is None else avatar
         item = _pending(clip_id, chosen, fps, joints, frames_dir, renders_dir, signature, report)

@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never let a hub look-up hang on 
 
 import numpy as np
 
-from lavimo.io import LavimoInputError, file_sha256, read_json, save_json, save_npy
+from lavimo.io import LavimoInputError, file_sha256, load_npy, read_json, save_json, save_npy
 from lavimo.layout import SENTENCES_POINTER_KEY, pointer_path, read_pointer, sentences_dir, write_pointer
 
 log = logging.getLogger(__name__)
@@ -173,10 +173,7 @@ class SentenceCache:
         out_dir = Path(out_dir)
         name = name or read_pointer(out_dir, SENTENCES_POINTER_KEY, what="current sentence cache pointer")
         self.meta: dict[str, Any] = read_json(out_dir / f"{name}.json", "sentence cache meta")
-        try:
-            self.embeddings = np.load(out_dir / f"{name}.npy", mmap_mode="r")
-        except (OSError, ValueError) as error:
-            raise LavimoInputError(out_dir / f"{name}.npy", f"unreadable sentence embeddings ({error})") from error
+        self.embeddings = load_npy(out_dir / f"{name}.npy", "sentence embeddings", mmap=True)
         self.rows: dict[str, int] = self.meta["captions"]
         if self.embeddings.shape != (len(self.rows), self.meta["dim"]):
             raise LavimoInputError(out_dir / f"{name}.npy", "embedding rows do not match the caption table")

@@ -22,6 +22,15 @@ def caption_similarity(cos: ArrayT) -> ArrayT:
     return (1 + cos) / 2  # type: ignore[operator, return-value]
 
 
+def check_epsilon(epsilon: float, name: str = "--threshold") -> float:
+    """``epsilon`` when it lies on the scale of s, [0, 1]; else :class:`LavimoInputError` naming ``name``."""
+    from lavimo.io import LavimoInputError
+
+    if not 0.0 <= epsilon <= 1.0:  # also refuses NaN
+        raise LavimoInputError(name, f"{epsilon!r} is outside [0, 1], the scale of s = {SCALE} it is read on")
+    return float(epsilon)
+
+
 def similarity_record(epsilon: float) -> dict[str, object]:
     """What a result file records about ε: its scale, its value and where it is used."""
     return {"scale": SCALE, "threshold": float(epsilon), "used_for": ["training targets", "protocol (b)"]}

@@ -23,12 +23,22 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from lavimo import __version__
-from lavimo.io import LavimoInputError, Rejection, read_json, read_rejections, save_json, save_npy, write_rejections
+from lavimo.io import (
+    LavimoInputError,
+    Rejection,
+    file_sha256,
+    read_json,
+    read_rejections,
+    save_json,
+    save_npy,
+    write_rejections,
+)
 from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, clip_frames_dir, write_pointer
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
     INDEX_COLUMNS,
+    SHARD_SHA256,
     FeatureCache,
     config_hash,
     make_encoder_id,
@@ -197,10 +207,33 @@ def _shard_done(cache_dir: Path, shard: str, items: list[ClipItem], full_hash: s
     if record.get("config_hash") != full_hash or record.get("planned") != [[i.clip_id, i.n_views] for i in items]:
         return False
     written = record_path.stat().st_mtime
+    if not _shard_intact(cache_dir, shard, record, record_path):
+        return False
     for rejected in record["rejected"]:
         folder = clip_frames_dir(frames_dir, rejected["item"])
         if folder.exists() and folder.stat().st_mtime > written:
             return False
+    return True
+
+
+def _shard_intact(cache_dir: Path, shard: str, record: dict[str, Any], record_path: Path) -> bool:
+    """Whether ``{shard}.npy`` still has the sha256 its record holds (a corrupt shard is re-encoded).
+
+    A record from before lavimo recorded checksums gets the shard's present checksum added (its mtime kept).
+    """
+    npy = cache_dir / f"{shard}.npy"
+    digest = file_sha256(npy)
+    if "sha256" not in record:
+        log.warning("%s: no checksum recorded (older cache): recording the shard's present one", npy)
+        stat = record_path.stat()
+        save_json(record_path, {**record, "sha256": digest})
+        os.utime(record_path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        return True
+    if digest != record["sha256"]:
+        log.warning(
+            "%s: does not match the sha256 in %s (corrupt or overwritten): re-encoding it", npy, record_path.name
+        )
+        return False
     return True
 
 
@@ -236,9 +269,11 @@ class ShardWriter:
     def write(self) -> None:
         """Write the shard (only encoded clips, rows compacted), then its record."""
         rows = sorted(self.indices)
-        save_npy(self.cache_dir / f"{self.shard}.npy", np.ascontiguousarray(self.array[rows]))
+        npy = self.cache_dir / f"{self.shard}.npy"
+        save_npy(npy, np.ascontiguousarray(self.array[rows]))
         record = {
             "config_hash": self.meta["config_hash"],
+            "sha256": file_sha256(npy),
             "planned": [[i.clip_id, i.n_views] for i in self.items],
             "clips": [self.items[r].clip_id for r in rows],
             "n_views": [self.items[r].n_views for r in rows],
@@ -316,15 +351,17 @@ def run_items(
 def write_index(cache_dir: Path, shards: list[str]) -> tuple[int, list[Rejection]]:
     """Gather the shard records into ``index.json``; returns (clips indexed, rejections)."""
     clips: dict[str, list] = {}
+    checksums: dict[str, str] = {}
     rejected: list[Rejection] = []
     for shard in shards:
         record = read_json(cache_dir / f"{shard}.json", "shard record")
+        checksums[shard] = record.get("sha256") or file_sha256(cache_dir / f"{shard}.npy")
         for row, (clip_id, n_views, split) in enumerate(
             zip(record["clips"], record["n_views"], record["splits"], strict=True)
         ):
             clips[clip_id] = [shard, row, n_views, split]
         rejected += [Rejection(r["item"], STAGE, r["source"], r["reason"]) for r in record["rejected"]]
-    save_json(cache_dir / "index.json", {"columns": list(INDEX_COLUMNS), "clips": clips})
+    save_json(cache_dir / "index.json", {"columns": list(INDEX_COLUMNS), "clips": clips, SHARD_SHA256: checksums})
     return len(clips), rejected
 
 

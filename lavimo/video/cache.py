@@ -6,33 +6,39 @@ Layout under ``results/{ds}/features/``::
     {encoder_id}/               encoder_id = "{encoder name}-{first 10 hex of config_hash}"
         meta.json               encoder (name, dim, weights source + sha256, preprocessing), frames per clip,
                                 views, augmentation + seed, config_hash, layout
-        index.json              {"columns": [shard, row, n_views, split], "clips": {clip_id: [...]}}
+        index.json              {"columns": [shard, row, n_views, split], "clips": {clip_id: [...]},
+                                "shard_sha256": {shard: sha256 of {shard}.npy}} (checked at a shard's first use)
         {shard}.npy             float16 (clips, V, T, D); V = the training view count for every clip.
                                 Train clips fill all V views; val/test clips have n_views = 1 (the clean
                                 centre view) and their padding views are NaN, so a stray read shows.
         {shard}.json            the shard's clips in row order, n_views, splits, frame indices, rejects,
-                                config_hash (written after the .npy: its presence marks a finished shard)
+                                config_hash, sha256 of the .npy (written after it: marks a finished shard)
 
 Features are the encoder's raw image embeddings (CLIP: the projected 512-d embedding), not normalised.
 Any change of encoder, weights, preprocessing, frame count, views or augmentation changes config_hash and
 therefore the folder: caches never mix; opening one with a different expected hash is an input error.
+A shard whose bytes no longer match its recorded sha256 is an input error naming the shard. A cache built
+before checksums were recorded is read unverified, with a warning; rerunning its build records them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lavimo.io import LavimoInputError, read_json
+from lavimo.io import LavimoInputError, file_sha256, load_npy, read_json
 from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, pointer_path, read_pointer
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 INDEX_COLUMNS = ("shard", "row", "n_views", "split")
+SHARD_SHA256 = "shard_sha256"  # index.json key: {shard: sha256 of {shard}.npy}
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -64,6 +70,13 @@ class FeatureCache:
         if tuple(index.get("columns", ())) != INDEX_COLUMNS:
             raise LavimoInputError(self.path / "index.json", f"index columns are not {list(INDEX_COLUMNS)}")
         self._index: dict[str, list] = index["clips"]
+        self._sha256: dict[str, str] | None = index.get(SHARD_SHA256)
+        if self._sha256 is None:
+            log.warning(
+                "%s: no shard checksums (built by an older lavimo): shards are read unverified; rerun the feature "
+                "build (lavimo features build ...) to record them",
+                self.path / "index.json",
+            )
         self._shards: dict[str, np.ndarray] = {}
 
     def _check_meta(self, expect_config_hash: str | None) -> None:
@@ -125,10 +138,13 @@ class FeatureCache:
         """One shard, memory-mapped read-only, shape-checked against the meta."""
         if shard not in self._shards:
             path = self.path / f"{shard}.npy"
-            try:
-                array = np.load(path, mmap_mode="r")
-            except (OSError, ValueError) as error:
-                raise LavimoInputError(path, f"unreadable feature shard ({error})") from error
+            if self._sha256 is not None and path.is_file() and file_sha256(path) != self._sha256.get(shard):
+                raise LavimoInputError(
+                    path,
+                    "feature shard does not match its sha256 in index.json (corrupt or overwritten): "
+                    "rerun the feature build to re-encode it",
+                )
+            array = load_npy(path, "feature shard", mmap=True)
             expected = (int(self.meta["views"]), self.num_frames, self.dim)
             if array.ndim != 4 or array.shape[1:] != expected or array.dtype != np.float16:
                 want = ", ".join(map(str, expected))

@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub look-up may hang on a mac
 import torch
 from torch import nn
 
+from lavimo.checkpoints import safe_torch_load
 from lavimo.io import LavimoInputError, file_sha256
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; OpenAI ships TorchScript
                 obj = dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = safe_torch_load(path, "checkpoint")
+    except LavimoInputError:
+        raise
     except Exception as error:
         raise LavimoInputError(path, f"not a readable checkpoint ({str(error).splitlines()[0]})") from error
     while isinstance(obj, dict) and len(obj) <= 8 and any(k in obj for k in ("state_dict", "model", "module")):
@@ -261,7 +264,7 @@ def efficientnet_lite0(num_classes: int = 0) -> nn.Module:
     import timm
 
     path = efficientnet_lite0_weights_path()
-    source = torch.load(path, map_location="cpu", weights_only=True)
+    source = safe_torch_load(path, "EfficientNet-Lite0 weights file")
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     target = model.state_dict()
     if len(source) != len(target):
