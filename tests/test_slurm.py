@@ -14,6 +14,8 @@ import json
 import math
 import os
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from slurm_cluster import local_slurm, missing_binaries
+from slurm_cluster import LocalSlurm, local_slurm, missing_binaries
 from tiny_workflow import REPO, run_snakemake, write_tiny_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -83,6 +85,7 @@ def slurm(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.mark.slow
 def test_slurm_profile_gives_the_results_of_a_local_run(slurm, tmp_path: Path) -> None:
+    """Also a drill: the first `render_sheet_clips` job is cancelled while it runs; its retry asks for 2x memory."""
     local = tmp_path / "local"
     cluster = tmp_path / "cluster"
     on_slurm = [
@@ -90,22 +93,40 @@ def test_slurm_profile_gives_the_results_of_a_local_run(slurm, tmp_path: Path) -
         # no accounting database on the test cluster: squeue, not sacct, reports the jobs' states
         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
     ]  # fmt: skip
-    with ThreadPoolExecutor(2) as pool:
+    done = threading.Event()
+    with ThreadPoolExecutor(3) as pool:
         submitted = pool.submit(run_snakemake, write_tiny_config(tmp_path / "cluster.yaml", cluster), *on_slurm,
                                 env=slurm.env)  # fmt: skip
+        submitted.add_done_callback(lambda _: done.set())
+        cancelled = pool.submit(cancel_first_running, slurm, "render_sheet_clips", done)
         pool.submit(run_snakemake, write_tiny_config(tmp_path / "local.yaml", local), *TARGETS).result()
         try:
             submitted.result()
         except AssertionError as error:
             raise AssertionError(f"{error}\n{slurm.logs()}") from None
+    assert cancelled.result(), "never saw a render_sheet_clips job running"
 
     jobs = slurm_jobs(slurm.run("scontrol", "show", "job", "--oneliner"))
     for rule in ("render_shard", "features", "train"):
-        assert any(job["JobState"] == "COMPLETED" for job in jobs.get(rule, [])), f"no {rule} job ran on Slurm"
+        assert [job["JobState"] for job in jobs.get(rule, [])] == ["COMPLETED"], f"{rule}: {jobs.get(rule)}"
     for rule in GPU_RULES:
-        assert all(j["Partition"] == "gpu" and j.get("TresPerJob") == "gres:gpu:1" for j in jobs[rule]), jobs[rule]
+        assert jobs[rule][0]["Partition"] == "gpu" and jobs[rule][0].get("TresPerJob") == "gres:gpu:1", jobs[rule]
     assert jobs["train"][0]["MinMemoryNode"] == "16000M"  # config.yaml train.mem_mb
+    retried = [(job["JobState"], job["MinMemoryNode"]) for job in jobs["render_sheet_clips"]]
+    assert retried == [("CANCELLED", "3000M"), ("COMPLETED", "6000M")]
     assert_same_results(local, cluster)
+
+
+def cancel_first_running(slurm: LocalSlurm, rule: str, done: threading.Event) -> str | None:
+    """Cancel the first job of ``rule`` seen running (polling squeue until ``done``); its job id."""
+    while not done.is_set():
+        for line in slurm.run("squeue", "--noheader", "--states=RUNNING", "--format=%i %k").splitlines():
+            job_id, comment = line.split(maxsplit=1)
+            if comment.startswith(f"rule_{rule}_"):
+                slurm.run("scancel", job_id)
+                return job_id
+        time.sleep(0.2)
+    return None
 
 
 def slurm_jobs(scontrol: str) -> dict[str, list[dict[str, str]]]:
