@@ -18,6 +18,12 @@ AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
 
 
+def attempt_mem(mb):
+    """A rule's `mem_mb`: ``mb`` on the first attempt, ``mb`` x attempt on each retry (`retries` in the Slurm
+    profile), so a job killed for memory comes back with more."""
+    return lambda wildcards, attempt: mb * attempt
+
+
 def dataset_root(ds):
     """Input folder of a dataset; stops the workflow at once with setup instructions when it is missing."""
     if ds == "demo":
