@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from workflow_helpers import snakemake_output
 
 from lavimo.datasets import load_manifest
 from lavimo.datasets.splits import read_split
@@ -19,20 +18,9 @@ from lavimo.video.cache import FeatureCache
 
 pytestmark = pytest.mark.slow
 
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
 
 def _snakemake(repo_root: Path, configfile: Path, *targets: str) -> str:
-    result = subprocess.run(
-        [SNAKEMAKE, "--cores", "2", "--configfile", str(configfile), *targets],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    return output
+    return snakemake_output(repo_root, "--cores", "2", "--configfile", str(configfile), *targets, timeout=1800)
 
 
 def assert_real_metrics(run: Path, test_ids: list[str], video: bool) -> None:
