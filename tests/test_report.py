@@ -698,3 +698,17 @@ def test_ablation_from_the_ablation_writer(results: Path) -> None:
     assert 'data-summary="demo/default/diff">2.00 ± 0.00<' in document
     assert 'data-ablation="demo/default/normal/t2m/R@1/3modal">9.50 ± 0.71<' in document
     assert 'data-ablation="demo/default/normal/m2v/R@1/3modal">' in document
+
+
+def test_a_failing_plot_is_listed_and_the_report_goes_on(results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_: object) -> str:
+        raise RuntimeError("no backend")
+
+    monkeypatch.setattr("lavimo.report.sections.training_curves", broken)
+    monkeypatch.setattr("lavimo.report.sections.ablation_figure", broken)
+    save_json(results / "demo" / "ablation.json", _ablation("default", "", [], ([40.0, 42.0], [38.0, 39.5], None, "")))
+    summary = build_report(results, results / "broken.html", datasets=["demo", "kitml"])
+    assert "ablation figure failed (RuntimeError: no backend)" in summary.missing
+    assert "kitml/3modal: training curves failed (RuntimeError: no backend)" in summary.missing
+    document = (results / "broken.html").read_text()
+    assert document.count("No training history.") == 2 and 'id="ablation-demo-default"' in document

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,16 @@ BANDAI_NAMCO_NOTICE = (
     'Stylization", arXiv:2306.08861.',
     "Whatever is derived from it (captions, renders, features) is non-commercial and must carry that notice.",
 )
+
+
+def plotted(tree: Tree, what: str, plot: Callable[[Any], str | None], data: Any) -> str | None:
+    """The data URI ``plot(data)`` makes; None, with ``what`` listed as failed, when plotting fails (a plotting
+    failure must not stop the report)."""
+    try:
+        return plot(data)
+    except Exception as error:
+        tree.missing.add(f"{what} failed ({type(error).__name__}: {error})")
+        return None
 
 
 def overview_section(tree: Tree, page: Page) -> str:
@@ -169,11 +179,7 @@ def ablation_section(tree: Tree, page: Page) -> str:
     if not studies:
         return "".join(parts) + f'<p class="na">{ABLATION_HOWTO}</p>'
     parts.append(ablation_summary(studies))
-    try:
-        uri = ablation_figure(studies)
-    except Exception as error:  # a plotting failure must not stop the report
-        tree.missing.add(f"ablation figure failed ({type(error).__name__}: {error})")
-        uri = None
+    uri = plotted(tree, "ablation figure", ablation_figure, studies)
     if uri is not None:
         parts.append(
             f"<figure>{page.img(uri, 'ablation: per-seed R@1')}<figcaption>R@1 under protocol (a) of every seed "
@@ -243,11 +249,7 @@ def curves_section(tree: Tree, page: Page) -> str:
         title = f"{run.label} on {dataset_label(run.dataset)}"
         parts.append(page.heading(f"curves-{run.dataset}-{run.variant}", title, 3))
         parts.append(run_facts(run))
-        try:
-            uri = training_curves(run)
-        except Exception as error:  # a plotting failure must not stop the report
-            tree.missing.add(f"{run.name}: training curves failed ({type(error).__name__}: {error})")
-            uri = None
+        uri = plotted(tree, f"{run.name}: training curves", training_curves, run)
         if uri is None:
             parts.append('<p class="na">No training history.</p>')
             continue
