@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def _snakemake(repo_root: Path, configfile: Path, *targets: str) -> str:
-    return snakemake_output(repo_root, "--cores", "2", "--configfile", str(configfile), *targets, timeout=1800)
+    # the targets first: --configfile takes every argument that follows it
+    return snakemake_output(repo_root, *targets, "--cores", "2", "--configfile", str(configfile), timeout=1800)
 
 
 def assert_real_metrics(run: Path, test_ids: list[str], video: bool) -> None:
@@ -43,7 +44,9 @@ def assert_real_metrics(run: Path, test_ids: list[str], video: bool) -> None:
 def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     configfile = tmp_path / "tiny.yaml"
-    tiny = {"results_dir": str(results), "datasets": {"demo": {"limit": 4}}, "preset": "tiny", "train": {"threads": 2}}
+    # 4 sources: 3 train, 1 test (each with its mirror); the 6 training clips make one batch (train.overrides)
+    train = {"threads": 2, "overrides": {"batch_size": 6}}
+    tiny = {"results_dir": str(results), "datasets": {"demo": {"limit": 4}}, "preset": "tiny", "train": train}
     configfile.write_text(yaml.safe_dump(tiny))
 
     built = _snakemake(repo_root, configfile, "all", "evaluate_all")
@@ -71,7 +74,9 @@ def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None
     for variant in ("3modal", "2modal"):
         run = results / "demo/runs" / variant
         history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-        assert len(history) == 2 and json.loads((run / "config.json").read_text())["variant"] == variant
+        config = json.loads((run / "config.json").read_text())
+        assert len(history) == 2 and config["variant"] == variant
+        assert config["train"]["batch_size"] == config["data"]["train_clips"] == 6
         assert_real_metrics(run, test_ids, video=variant == "3modal")
     html = (results / "report.html").read_text()
     assert "Bandai-Namco-Research-Motiondataset" in html and "data:image/png;base64," in html
