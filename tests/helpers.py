@@ -12,7 +12,7 @@ from torch import nn
 
 from lavimo.datasets.build import PrepareOptions
 from lavimo.datasets.demo import prepare_demo
-from lavimo.datasets.manifest import iter_motions
+from lavimo.datasets.manifest import iter_motions, load_manifest, write_manifest
 from lavimo.datasets.splits import read_split, write_splits
 from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.motion.skeleton import T2M_KINEMATIC_CHAINS
@@ -49,13 +49,18 @@ def stick_figure(joints: np.ndarray, size: int = 256) -> Image.Image:
 
 
 def hold_out_splits(dataset: Path, every: int = 4) -> None:
-    """Split lists with every ``every``-th source clip (and its mirror) held out as val = test: a handful of
-    sources all land in train under the real stratified split, which leaves nothing to validate on."""
+    """Every ``every``-th source clip (and its mirror) held out as val = test, in the split lists and in the
+    manifest's split column (which the feature cache follows); no dissimilar subset. A limited demo's own split
+    holds out one or two sources for each of val and test: too few to validate and evaluate on."""
     ids = read_split(dataset / "splits" / "all.txt")
     sources = sorted({i.removeprefix("M") for i in ids})
     held = {s for k, s in enumerate(sources) if k % every == every - 1}
     test = [i for i in ids if i.removeprefix("M") in held]
-    write_splits(dataset / "splits", {"train": [i for i in ids if i not in test], "val": test, "test": test})
+    train = [i for i in ids if i not in test]
+    write_splits(dataset / "splits", {"train": train, "val": test, "test": test, "nsim_test": []})
+    manifest = load_manifest(dataset)
+    manifest["split"] = np.where(manifest["clip_id"].isin(test), "test", "train")
+    write_manifest(dataset, manifest)
 
 
 def make_training_dataset(root: Path, limit: int = 12) -> Path:
@@ -63,7 +68,6 @@ def make_training_dataset(root: Path, limit: int = 12) -> Path:
     embeddings and a feature cache of 8 stick-figure frames per clip drawn from its own joints."""
     dataset = root / "demo"
     prepare_demo(dataset, REPO / "resources" / "demo", PrepareOptions(), shard_size=16, limit=limit, workers=1)
-    from lavimo.datasets.manifest import load_manifest
     from lavimo.text.sentences import manifest_captions
 
     hold_out_splits(dataset)

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+from workflow_helpers import run_snakemake, snakemake_output
 
 from lavimo.cli import build_parser
 from lavimo.presets import AUTO, PRESETS, resolve_preset
-
-SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 
 
 def _schema(repo_root: Path) -> dict:
@@ -61,17 +58,13 @@ def test_cli_has_the_groups_the_readme_documents(repo_root: Path, capsys: pytest
 
 
 def test_snakemake_lint_is_clean(repo_root: Path) -> None:
-    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Lints for" not in result.stdout + result.stderr
+    assert "Lints for" not in snakemake_output(repo_root, "--lint", timeout=120)
 
 
 def _dry_run_without_humanml3d(repo_root: Path, missing: Path, target: str) -> subprocess.CompletedProcess[str]:
     """`snakemake -n TARGET` with datasets.humanml3d.root pointing at a folder that does not exist."""
     config = f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"
-    return subprocess.run(
-        [SNAKEMAKE, "-n", target, "--config", config], cwd=repo_root, capture_output=True, text=True, timeout=120
-    )
+    return run_snakemake(repo_root, "-n", target, "--config", config, timeout=120)
 
 
 def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_path: Path) -> None:
@@ -94,15 +87,7 @@ def test_training_without_the_dataset_stops_at_once_with_the_prepare_error(repo_
 def test_train_rule_passes_the_resolved_preset_and_the_overrides(repo_root: Path) -> None:
     overrides = {"epochs": 3, "model.latent_dim": 64}
     target, config = "results/demo/runs/2modal/model.pt", f"train={{'overrides': {overrides!r}}}"
-    result = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--forceall", target, "--config", config],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = snakemake_output(repo_root, "-n", "-p", "--forceall", target, "--config", config, timeout=120)
     command = next(line for line in output.splitlines() if "lavimo train" in line)
     assert f"--preset {resolve_preset('auto', 'demo')}" in command and "--variant 2modal" in command
     for key, value in overrides.items():
@@ -115,13 +100,8 @@ def test_the_schema_names_the_presets(repo_root: Path) -> None:
 
 def _report_dry_run(repo_root: Path, variants: list[str] | None = None) -> str:
     """`snakemake -n -p --forceall report` (with ``train.variants`` overridden when given): its output."""
-    command = [SNAKEMAKE, "-n", "-p", "--forceall", "report"]
-    if variants is not None:
-        command += ["--config", f"train={{'variants': {variants!r}}}"]
-    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=180)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    return output
+    config = [] if variants is None else ["--config", f"train={{'variants': {variants!r}}}"]
+    return snakemake_output(repo_root, "-n", "-p", "--forceall", "report", *config)
 
 
 def _job_block(output: str, rule: str) -> str:
