@@ -26,7 +26,7 @@ import pytest
 import torch
 import yaml
 from slurm_cluster import LocalSlurm, local_slurm, missing_binaries
-from tiny_workflow import REPO, run_snakemake, write_tiny_config
+from workflow_helpers import REPO, run_tiny_workflow, write_tiny_config
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 TARGETS = ("render_all", "train_demo")
@@ -47,7 +47,7 @@ def profile_partitions() -> set[str]:
 
 def dry_run_resources(configfile: Path, attempt: int) -> dict[str, dict[str, str]]:
     """The resources of each rule of a dry run of `train_demo` through the profile at the given attempt."""
-    output = run_snakemake(
+    output = run_tiny_workflow(
         configfile, "-n", "--forceall", "--profile", str(PROFILE), "--attempt", str(attempt), "train_demo"
     )
     resources, rule = {}, None
@@ -95,11 +95,11 @@ def test_slurm_profile_gives_the_results_of_a_local_run(slurm, tmp_path: Path) -
     ]  # fmt: skip
     done = threading.Event()
     with ThreadPoolExecutor(3) as pool:
-        submitted = pool.submit(run_snakemake, write_tiny_config(tmp_path / "cluster.yaml", cluster), *on_slurm,
+        submitted = pool.submit(run_tiny_workflow, write_tiny_config(tmp_path / "cluster.yaml", cluster), *on_slurm,
                                 env=slurm.env)  # fmt: skip
         submitted.add_done_callback(lambda _: done.set())
         cancelled = pool.submit(cancel_first_running, slurm, "render_sheet_clips", done)
-        pool.submit(run_snakemake, write_tiny_config(tmp_path / "local.yaml", local), *TARGETS).result()
+        pool.submit(run_tiny_workflow, write_tiny_config(tmp_path / "local.yaml", local), *TARGETS).result()
         try:
             submitted.result()
         except AssertionError as error:

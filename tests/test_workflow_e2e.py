@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
-from workflow_helpers import snakemake_output
+from workflow_helpers import run_tiny_workflow, write_tiny_config
 
 from lavimo.datasets import load_manifest
 from lavimo.datasets.splits import read_split
@@ -17,11 +16,6 @@ from lavimo.text.sentences import SentenceCache
 from lavimo.video.cache import FeatureCache
 
 pytestmark = pytest.mark.slow
-
-
-def _snakemake(repo_root: Path, configfile: Path, *targets: str) -> str:
-    # the targets first: --configfile takes every argument that follows it
-    return snakemake_output(repo_root, *targets, "--cores", "2", "--configfile", str(configfile), timeout=1800)
 
 
 def assert_real_metrics(run: Path, test_ids: list[str], video: bool) -> None:
@@ -41,15 +35,11 @@ def assert_real_metrics(run: Path, test_ids: list[str], video: bool) -> None:
         assert all(sorted(clip for clip, _ in e["top"]) == sorted(test_ids) for e in entries)  # each ranks them all
 
 
-def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None:
+def test_demo_pipeline_runs_and_resumes(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    configfile = tmp_path / "tiny.yaml"
-    # 4 sources: 3 train, 1 test (each with its mirror); the 6 training clips make one batch (train.overrides)
-    train = {"threads": 2, "overrides": {"batch_size": 6}}
-    tiny = {"results_dir": str(results), "datasets": {"demo": {"limit": 4}}, "preset": "tiny", "train": train}
-    configfile.write_text(yaml.safe_dump(tiny))
+    configfile = write_tiny_config(tmp_path / "tiny.yaml", results)
 
-    built = _snakemake(repo_root, configfile, "all", "evaluate_all")
+    built = run_tiny_workflow(configfile, "all", "evaluate_all")
     assert built.count("rule evaluate:") == 2, built[-5000:]  # both variants evaluated on the test split
 
     manifest = load_manifest(results / "demo")
@@ -81,5 +71,5 @@ def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None
     html = (results / "report.html").read_text()
     assert "Bandai-Namco-Research-Motiondataset" in html and "data:image/png;base64," in html
 
-    rerun = _snakemake(repo_root, configfile, "all", "evaluate_all")
+    rerun = run_tiny_workflow(configfile, "all", "evaluate_all")
     assert "Nothing to be done" in rerun
