@@ -98,10 +98,11 @@ def test_the_schema_names_the_presets(repo_root: Path) -> None:
     assert _schema(repo_root)["properties"]["preset"]["enum"] == sorted([AUTO, *PRESETS])
 
 
-def _report_dry_run(repo_root: Path, variants: list[str] | None = None) -> str:
-    """`snakemake -n -p --forceall report` (with ``train.variants`` overridden when given): its output."""
-    config = [] if variants is None else ["--config", f"train={{'variants': {variants!r}}}"]
-    return snakemake_output(repo_root, "-n", "-p", "--forceall", "report", *config)
+def _report_dry_run(repo_root: Path, results: Path, variants: list[str] | None = None) -> str:
+    """`snakemake -n -p --forceall report` on an empty ``results`` folder (the report also waits for whatever
+    ablation summaries exist), with ``train.variants`` overridden when given: its output."""
+    config = [f"results_dir={results}"] + ([] if variants is None else [f"train={{'variants': {variants!r}}}"])
+    return snakemake_output(repo_root, "-n", "-p", "--forceall", "report", "--config", *config)
 
 
 def _job_block(output: str, rule: str) -> str:
@@ -110,11 +111,11 @@ def _job_block(output: str, rule: str) -> str:
     return output[start : output.index("Shell command:", start)]
 
 
-def test_report_waits_for_the_merged_render_rejections(repo_root: Path) -> None:
+def test_report_waits_for_the_merged_render_rejections(repo_root: Path, tmp_path: Path) -> None:
     """The report reads the dataset's rejected.csv only: it runs after the render rows are merged into it,
     also when no 3-modal run (whose features wait for that merge) is configured."""
-    output = _report_dry_run(repo_root, ["2modal"])
-    assert "results/demo/frames/rejected.csv" in _job_block(output, "report")
+    output = _report_dry_run(repo_root, tmp_path / "results", ["2modal"])
+    assert f"{tmp_path}/results/demo/frames/rejected.csv" in _job_block(output, "report")
     assert "rule render_rejects:" in output and "rule features:" not in output
 
 
@@ -124,9 +125,9 @@ def _report_command(output: str) -> str:
     return next(line for line in commands if line.startswith("lavimo report"))
 
 
-def test_report_rule_passes_the_configured_variants(repo_root: Path) -> None:
-    only_3modal = _report_command(_report_dry_run(repo_root, ["3modal"]))
+def test_report_rule_passes_the_configured_variants(repo_root: Path, tmp_path: Path) -> None:
+    only_3modal = _report_command(_report_dry_run(repo_root, tmp_path / "results", ["3modal"]))
     assert "--variants 3modal " in only_3modal and "2modal" not in only_3modal
-    default = _report_command(_report_dry_run(repo_root))
+    default = _report_command(_report_dry_run(repo_root, tmp_path / "results"))
     variants = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["variants"]
     assert f"--variants {' '.join(variants)} " in default
