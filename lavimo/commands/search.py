@@ -42,6 +42,19 @@ def format_table(hits: list, caption_width: int = 70) -> str:
     return "\n".join(lines)
 
 
+def quiet_model_loading() -> None:
+    """No INFO logging or Hugging Face progress bars while the model loads."""
+    import logging
+
+    logging.getLogger("lavimo").setLevel(logging.WARNING)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with the ml extra
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from lavimo.search.encode import SearchInputError
     from lavimo.search.previews import contact_sheet
@@ -50,7 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise SearchInputError("-k", f"must be at least 1, got {args.k}")
     kind, value = describe_query(args)
-    searcher = Searcher(args.index, run=args.run, device=args.device, frame_checkpoint=args.frame_checkpoint)
+    if not args.verbose:  # the table (or JSON) alone on stdout, the one error line alone on stderr
+        quiet_model_loading()
+    searcher = Searcher(
+        args.index, run=args.run, device=args.device, frame_checkpoint=args.frame_checkpoint, eager=False
+    )
     method = {
         "text": searcher.search_text,
         "video": searcher.search_video,

@@ -10,6 +10,7 @@ Layout of an index folder::
     hnsw-{gen}.faiss         the FAISS HNSW index of the embeddings (only at or above the cut-over)
     previews/{name}.png      one preview strip per clip (lavimo.search.previews)
     rejected.csv             library files that could not be indexed, with the reason
+    build.json               what the last build did (counts, backend, seconds, rejections)
 
 Writes are atomic: a build writes the next generation's files, then ``index.json`` naming them (the commit),
 then removes the previous generation. A rebuild with the same model embeds only the clips whose signature is
@@ -51,6 +52,8 @@ INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
 PREVIEWS = "previews"
 REJECTED = "rejected.csv"
+BUILD_REPORT = "build.json"  # what the last build did (the workflow's target: index.json survives a rerun)
+GENERATION_FILES = ("embeddings-*.npy", "clips-*.parquet", "hnsw-*.faiss")
 CLIP_COLUMNS = ("clip_id", "caption", "source", "duration", "signature", "preview")
 
 
@@ -151,6 +154,13 @@ class BuildReport:
     rejected: list[Rejection] = field(default_factory=list)
     seconds: float = 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able record (``build.json``)."""
+        fields = ("total", "embedded", "kept", "removed", "backend")
+        return {"path": str(self.path), **{k: getattr(self, k) for k in fields}, "seconds": round(self.seconds, 2)} | {
+            "rejected": [{"item": r.item, "source": r.source, "reason": r.reason} for r in self.rejected]
+        }
+
     def summary(self) -> str:
         """One line for the CLI."""
         return (
@@ -162,9 +172,10 @@ class BuildReport:
 def _previous(out: Path, identity: ModelIdentity) -> SearchIndex | None:
     """The index already in ``out`` (None if there is none); one of another model is refused."""
     if not (out / INDEX_FILE).exists():
-        if out.exists() and any(out.iterdir()):
-            raise SearchInputError(out, f"folder is not empty and holds no {INDEX_FILE}: choose an empty --out")
-        return None
+        foreign = [p.name for p in out.iterdir() if not _artifact(p.name)] if out.is_dir() else []
+        if foreign:
+            raise SearchInputError(out, f"folder holds {foreign[0]!r} and no {INDEX_FILE}: choose an empty --out")
+        return None  # a first build killed before its first commit leaves only its own files: start again
     old = SearchIndex.load(out)
     if old.identity.checkpoint_sha256 != identity.checkpoint_sha256:
         raise SearchInputError(
@@ -242,10 +253,18 @@ class _Writer:
 
     def _remove_stale(self, files: dict) -> None:
         keep = {name for name in files.values() if name}
-        for pattern in ("embeddings-*.npy", "clips-*.parquet", "hnsw-*.faiss"):
+        for pattern in GENERATION_FILES:
             for path in self.out.glob(pattern):
                 if path.name not in keep:
                     path.unlink()
+
+
+def _artifact(name: str) -> bool:
+    """Whether a file name in an index folder is one a build writes (or its temporary file)."""
+    import fnmatch
+
+    own = (INDEX_FILE, PREVIEWS, REJECTED, BUILD_REPORT, *GENERATION_FILES)
+    return name.startswith(".") or any(fnmatch.fnmatch(name, pattern) for pattern in own)
 
 
 def _now() -> str:
@@ -332,6 +351,7 @@ def build_index(
     embedded = len(writer.rows) - len(kept)
     report = BuildReport(out, len(writer.rows), embedded, len(kept), removed, backend, library.rejected)
     report.seconds = time.perf_counter() - start
+    save_json(out / BUILD_REPORT, report.to_dict())
     return report
 
 

@@ -31,6 +31,7 @@ CHAIN_COLOURS = (
     (230, 140, 20),
 )  # r leg, l leg, spine, r/l arm
 SHEET_LABEL = 18
+VIEW_YAW_DEG = 35.0  # the stick figure's camera, off the body's facing direction
 SHEET_PAD = 6
 
 
@@ -56,21 +57,22 @@ def rendered_frames(frames_dir: Path | None, clip_id: str, count: int = PREVIEW_
 
 
 def skeleton_frames(joints: np.ndarray, count: int = PREVIEW_FRAMES, tile: int = TILE) -> list[Image.Image]:
-    """``count`` poses of (T, 22, 3) joints (metres, Y up) as front-view stick figures, one scale for the clip."""
+    """``count`` poses of (T, 22, 3) joints (metres, Y up, facing +Z) as stick figures seen from the front-left
+    (:data:`VIEW_YAW_DEG` off the facing direction, so that bends and steps show), one scale for the clip."""
+    yaw = np.deg2rad(VIEW_YAW_DEG)
     poses = joints[uniform_frame_indices(len(joints), count)]
-    centre_x = poses[:, 0, 0]  # each pose centred on its root across; heights kept
+    across = poses[..., 0] * np.cos(yaw) + poses[..., 2] * np.sin(yaw)  # screen x
+    across = across - across[:, :1]  # each pose centred on its root
     low, high = float(poses[..., 1].min()), float(poses[..., 1].max())
-    half_width = float(np.abs(poses[..., 0] - centre_x[:, None]).max())
-    scale = 0.86 * tile / max(high - low, 2 * half_width, 1e-3)
+    scale = 0.86 * tile / max(high - low, 2 * float(np.abs(across).max()), 1e-3)
     images = []
-    for pose, cx in zip(poses, centre_x, strict=True):
+    for xs, pose in zip(across, poses, strict=True):
         image = Image.new("RGB", (tile, tile), BACKGROUND)
         draw = ImageDraw.Draw(image)
-        xy = [(tile / 2 + (x - cx) * scale, tile * 0.93 - (y - low) * scale) for x, y, _ in pose]
+        xy = [(tile / 2 + x * scale, tile * 0.93 - (y - low) * scale) for x, y in zip(xs, pose[:, 1], strict=True)]
         for chain, colour in zip(T2M_KINEMATIC_CHAINS, CHAIN_COLOURS, strict=True):
             draw.line([xy[j] for j in chain], fill=colour, width=max(2, tile // 40), joint="curve")
-        head = xy[15]
-        radius = tile / 28
+        head, radius = xy[15], tile / 28
         draw.ellipse([head[0] - radius, head[1] - radius, head[0] + radius, head[1] + radius], fill=CHAIN_COLOURS[2])
         images.append(image)
     return images

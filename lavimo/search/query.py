@@ -51,21 +51,35 @@ class Searcher:
         device: str = "auto",
         frame_encoder: Any = None,
         frame_checkpoint: PathLike | None = None,
+        eager: bool = True,
     ) -> None:
+        """Open ``index``; with ``eager`` also load and check its model now (a server), else at the first query
+        that needs it (the CLI: bad input is answered before any model loads)."""
         self.index = index if isinstance(index, SearchIndex) else SearchIndex.load(index)
-        expected = self.index.identity
-        path = model_file(run) if run is not None else Path(expected.checkpoint)
-        if not path.is_file():
-            raise SearchInputError(path, "the index's model file is not here (pass --run with the run's new place)")
-        self.encoders = RunEncoders(path, device)
-        found = self.encoders.identity
-        if found.checkpoint_sha256 != expected.checkpoint_sha256:
-            raise SearchInputError(
-                self.index.path,
-                f"index from another model: built with {expected.describe()}, but {path} has sha256 "
-                f"{found.checkpoint_sha256[:12]}; rebuild the index with `lavimo index --run ...`",
-            )
+        self.run, self.device = run, device
+        self._encoders: RunEncoders | None = None
         self._frame_encoder, self._frame_checkpoint = frame_encoder, frame_checkpoint
+        if eager:
+            _ = self.encoders
+
+    @property
+    def encoders(self) -> RunEncoders:
+        """The index's model, loaded once; a checkpoint other than the one the index records is refused."""
+        if self._encoders is None:
+            expected = self.index.identity
+            path = model_file(self.run) if self.run is not None else Path(expected.checkpoint)
+            if not path.is_file():
+                raise SearchInputError(path, "the index's model file is not here (pass --run with the run's new place)")
+            encoders = RunEncoders(path, self.device)
+            found = encoders.identity.checkpoint_sha256
+            if found != expected.checkpoint_sha256:
+                raise SearchInputError(
+                    self.index.path,
+                    f"index from another model: built with {expected.describe()}, but {path} has sha256 "
+                    f"{found[:12]}; rebuild the index with `lavimo index --run ...`",
+                )
+            self._encoders = encoders
+        return self._encoders
 
     def search_embedding(self, query: np.ndarray, k: int = 10) -> list[Hit]:
         """The ``k`` clips nearest to one (C,) L2-normalised embedding."""
@@ -97,9 +111,12 @@ class Searcher:
         """Motions matching a video file (mp4, webm, mov, gif, ...) or a folder of images."""
         from lavimo.search.video import read_query_video
 
+        video = self.index.identity.video
+        if video is None:
+            raise SearchInputError("video query", f"the index's model {self.index.identity.run} has no video encoder")
+        frames = read_query_video(path, video.num_frames)  # the input is checked before any encoder loads
         encoder = self.encoders.frame_encoder(self._frame_encoder, self._frame_checkpoint)
         self._frame_encoder = encoder
-        frames = read_query_video(path, self.index.identity.video.num_frames)
         return self.search_embedding(self.encoders.video(frames, encoder)[0], k)
 
     def search_motion(self, clip_id: str, k: int = 10) -> list[Hit]:
