@@ -101,7 +101,8 @@ class ExactSearch:
         return int(self.embeddings.nbytes)
 
 
-def _faiss() -> Any:
+def faiss_module() -> Any:
+    """The faiss module (faiss-cpu), imported quietly; a clear error when it is not installed."""
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it logs which CPU build it loads, at INFO
     try:
         import faiss
@@ -126,7 +127,7 @@ class HnswSearch:
     @classmethod
     def build(cls, embeddings: np.ndarray, settings: AnnSettings) -> HnswSearch:
         """Build the graph over ``embeddings`` (N, C) float32 (minutes for millions of vectors)."""
-        faiss = _faiss()
+        faiss = faiss_module()
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         index = faiss.IndexHNSWFlat(embeddings.shape[1], settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.ef_construction
@@ -140,12 +141,12 @@ class HnswSearch:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the index file atomically."""
         with atomic_path(path) as tmp:
-            _faiss().write_index(self.index, str(tmp))
+            faiss_module().write_index(self.index, str(tmp))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], ef_search: int) -> HnswSearch:
         """Read an index file written by :meth:`save`."""
-        faiss = _faiss()
+        faiss = faiss_module()
         try:
             index = faiss.read_index(str(path))
         except RuntimeError as error:
@@ -168,7 +169,7 @@ class HnswSearch:
     @property
     def memory_bytes(self) -> int:
         """Bytes of the serialised index (vectors + graph)."""
-        return int(_faiss().serialize_index(self.index).nbytes)
+        return int(faiss_module().serialize_index(self.index).nbytes)
 
 
 def open_backend(kind: str, embeddings: np.ndarray, path: Path | None, settings: AnnSettings) -> Backend:
