@@ -229,8 +229,7 @@ def _cutover(ladder: list[int], library: Library, text: np.ndarray, encode_ms: f
         lines.append(
             f"{size:>10,} {exact_ms:>9.3f} {hnsw_ms:>9.3f} "
             f"{np.median(exact_wall):>10.3f} {np.median(hnsw_wall):>10.3f} "
-            f"{recall:>9.3f} {100 * saving:>8.1f}%  "
-            + ("hnsw" if pays else "exact")
+            f"{recall:>9.3f} {100 * saving:>8.1f}%  " + ("hnsw" if pays else "exact")
         )
     return found, lines
 
