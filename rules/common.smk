@@ -129,6 +129,15 @@ def train_inputs(wildcards):
     return inputs
 
 
+def index_inputs(wildcards):
+    """What a search index is built from: the dataset's 3-modal run (text, video and motion encoders) and motions."""
+    return {
+        "model": f"{RESULTS}/{wildcards.ds}/runs/3modal/model.pt",
+        "config": f"{RESULTS}/{wildcards.ds}/runs/3modal/config.json",
+        "manifest": f"{RESULTS}/{wildcards.ds}/manifest.parquet",
+    }
+
+
 def set_options(settings):
     """`--set key=value` options of `lavimo train` for a mapping of settings."""
     args = []

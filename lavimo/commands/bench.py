@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "render": "lavimo.bench.render:bench_render",
     "features": "lavimo.bench.features:bench_features",
     "train": "lavimo.bench.train:bench_train",
+    "search": "lavimo.bench.search:bench_search",
 }
 
 
