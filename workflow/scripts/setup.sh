@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(libx11-6 libxext6 libxrender1 libxfixes3 libxi6 libxxf86vm1 libxkbcommon0 libsm6 libice6 libxt6
-  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium)
+  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium chromium-driver)
 PYTHON=${PYTHON:-python3.11}
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
