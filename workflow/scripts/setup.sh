@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(libx11-6 libxext6 libxrender1 libxfixes3 libxi6 libxxf86vm1 libxkbcommon0 libsm6 libice6 libxt6
-  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium
+  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium chromium-driver
   slurmctld slurmd slurm-client munge)  # tests/test_slurm.py starts its own one-node Slurm from these
 # The Slurm executor of workflow/profiles/slurm, installed without its dependencies: 2.6.x is the last line that
 # accepts numpy<2 (bpy needs it; 2.7+ requires numpy>=2.4.5), and it pins pandas<3 only for its optional
