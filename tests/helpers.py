@@ -124,3 +124,13 @@ def make_search_run(training_dataset: Path, root: Path, epochs: int = 40) -> Pat
     out = dataset / "runs" / "3modal"
     train(dataset, out, make_train_config("tiny", overrides), progress=False)
     return out
+
+
+def write_mp4(frames_dir: Path, out: Path, count: int | None = None) -> Path:
+    """An H.264 mp4 of a clip's rendered PNG frames (the first ``count``)."""
+    from lavimo.render.video import VideoWriter
+
+    with VideoWriter(out, fps=8) as video:
+        for png in sorted(frames_dir.glob("*.png"))[:count]:
+            video.append(np.asarray(Image.open(png).convert("RGB")))
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import make_search_run, pixel_encoder, tiny_encoder
+from helpers import pixel_encoder, tiny_encoder, write_mp4
 from PIL import Image
 
 from lavimo.checkpoints import load_checkpoint, save_checkpoint
@@ -19,7 +19,6 @@ from lavimo.cli import main
 from lavimo.datasets.manifest import load_manifest
 from lavimo.embed import embed_dataset
 from lavimo.io import file_sha256
-from lavimo.render.video import VideoWriter
 from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.search.ann import AnnSettings
 from lavimo.search.encode import RunEncoders, SearchInputError
@@ -30,11 +29,6 @@ from lavimo.video.cache import FeatureCache
 
 REPO = Path(__file__).resolve().parents[1]
 BVH_FIXTURES = REPO / "tests" / "data" / "bvh"
-
-
-@pytest.fixture(scope="session")
-def search_run(training_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_search_run(training_dataset, tmp_path_factory.mktemp("search"))
 
 
 @pytest.fixture(scope="session")
@@ -69,14 +63,6 @@ def other_run(search_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     name = next(k for k in state["model"] if k.endswith("weight"))
     state["model"][name] = state["model"][name] + 0.01
     save_checkpoint(out / "model.pt", {k: v for k, v in state.items() if k != "format"})
-    return out
-
-
-def write_mp4(frames_dir: Path, out: Path, count: int | None = None) -> Path:
-    """An H.264 mp4 of a clip's rendered PNG frames (the first ``count``)."""
-    with VideoWriter(out, fps=8) as video:
-        for png in sorted(frames_dir.glob("*.png"))[:count]:
-            video.append(np.asarray(Image.open(png).convert("RGB")))
     return out
 
 
