@@ -39,7 +39,7 @@ def test_schema_rejects_bad_values(repo_root: Path) -> None:
 
 # the command groups the README documents, written out here rather than read from lavimo.cli
 README_GROUPS = ("motion", "prepare", "avatars", "render", "features", "train", "evaluate", "ablation", "bench",
-                 "report", "metrics", "index", "search")  # fmt: skip
+                 "report", "metrics", "index", "search", "serve")  # fmt: skip
 
 
 def test_cli_has_the_groups_the_readme_documents(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
