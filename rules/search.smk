@@ -16,7 +16,7 @@ rule index:
         index_dir=lambda wildcards, output: os.path.dirname(output.report),
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
