@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import re
+import subprocess
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -142,3 +145,27 @@ def test_cli_shard_jobs_and_merge(dataset: Path) -> None:
     pointer = json.loads((dataset / "f" / "shards" / "current-0002.json").read_text())
     assert pointer["encoder_id"] == cache.encoder_id
     assert np.isfinite(cache.views("clip0").astype(np.float32)).all()
+
+
+def test_each_shard_job_waits_for_its_own_render_shard_only(repo_root: Path, tmp_path: Path) -> None:
+    """In the workflow, features of shard N start once render shard N is done; the merge waits for them all and
+    for the merged render rejections (both rewrite their rows of the dataset's rejected.csv)."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"results_dir: {tmp_path}/results\ndatasets: {{demo: {{limit: 2}}}}\nprepare: {{shard_size: 2}}\n"
+    )
+    snakemake = [str(Path(sys.executable).parent / "snakemake"), "--configfile", str(config), "--cores", "1"]
+    for args in (["prepare_demo"], ["-n", "features_demo"]):
+        result = subprocess.run([*snakemake, *args], cwd=repo_root, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    blocks, results = {}, tmp_path / "results"
+    for block in re.split(r"^\[.*\]$", result.stdout, flags=re.M):  # a job's lines follow its time stamp
+        rule, inputs, output = (re.search(rf"^ *{key}:? (.*)$", block, re.M) for key in ("rule", "input:", "output:"))
+        if rule and inputs and output:
+            paths = {str(Path(i).relative_to(results)) for i in inputs.group(1).split(", ")}
+            blocks[(rule.group(1).rstrip(":"), Path(output.group(1)).name)] = paths
+    for shard in ("0000", "0001"):
+        inputs = blocks[("features", f"current-{shard}.json")]
+        assert inputs == {"demo/manifest.parquet", f"demo/frames/{shard}.done", f"demo/frames/{shard}.rejected.csv"}
+    merge = blocks[("features_merge", "current.json")]
+    assert {"demo/frames/rejected.csv", "demo/features/shards/current-0000.json"} < merge

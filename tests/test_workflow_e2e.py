@@ -38,7 +38,10 @@ def test_demo_pipeline_runs_and_resumes(repo_root: Path, tmp_path: Path) -> None
     tiny = {"results_dir": str(results), "datasets": {"demo": {"limit": 4}}, "preset": "tiny", "train": {"threads": 2}}
     configfile.write_text(yaml.safe_dump(tiny))
 
-    _snakemake(repo_root, configfile)
+    output = _snakemake(repo_root, configfile)
+    timing = output[output.index("Time per rule") :]  # printed at the end from the rules' benchmark files
+    for rule in ("prepare", "render_shard", "features", "features_merge", "train", "evaluate", "report"):
+        assert f"\n{rule} " in timing
 
     manifest = load_manifest(results / "demo")
     assert len(manifest) == 8  # 4 clips and their mirrors
