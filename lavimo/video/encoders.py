@@ -180,9 +180,10 @@ def openvino_backbone(encoder: FrameEncoder, threads: int) -> Callable[[torch.Te
     cache = Path(os.environ.get("LAVIMO_CACHE_DIR") or Path.home() / ".cache" / "lavimo") / "openvino"
     xml = cache / f"{encoder.name}-{encoder.weights.sha256[:16]}-{size}-{versions}.xml"
     if not xml.is_file():
-        model = ov.convert_model(
-            encoder.backbone, example_input=torch.zeros(1, 3, size, size), input=[-1, 3, size, size]
-        )
+        example = torch.zeros(1, 3, size, size)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # the converter traces with the deprecated torch.jit
+            model = ov.convert_model(encoder.backbone, example_input=example, input=[-1, 3, size, size])
         xml.parent.mkdir(parents=True, exist_ok=True)
         tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.xml")
         ov.save_model(model, tmp, compress_to_fp16=False)  # float32 weights: torch's numbers
