@@ -3,7 +3,9 @@
 
 # One job per render shard, started as soon as that shard is rendered: encoding overlaps rendering (and spreads
 # over nodes on a cluster). A job writes only its shard's files in the cache (and the same meta.json, atomically);
-# features_merge writes what the shards share.
+# features_merge writes what the shards share. One thread and one decoding worker per job: on a CPU the encoder
+# (OpenVINO) does more frames per core-second on one thread, and two jobs (or a job and a render shard) share two
+# cores; decoding and augmenting take about a third of a job's CPU (`lavimo bench features`).
 rule features:
     input:
         manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
@@ -18,14 +20,14 @@ rule features:
     params:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=features_args,
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     conda:
         "../envs/ml.yaml"
     shell:
         "lavimo features build --dataset-dir {params.dataset_dir} --frames-dir {params.dataset_dir}/frames"
-        " --out {params.dataset_dir}/features {params.args} --shard {wildcards.shard} > {log} 2>&1"
+        " --out {params.dataset_dir}/features {params.args} --shard {wildcards.shard} --workers {threads} > {log} 2>&1"
 
 
 # The cache's index, its rows of results/{ds}/rejected.csv and the pointer current.json, once every shard is encoded.
