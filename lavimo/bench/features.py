@@ -24,6 +24,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -157,10 +158,12 @@ def _onnxruntime(encoder: FrameEncoder, threads: int) -> Encode:
         path = Path(folder) / "model.onnx"
         torch.backends.mha.set_fastpath_enabled(False)  # the exporter has no fused attention
         try:
-            torch.onnx.export(
-                encoder.backbone, (torch.zeros(2, 3, size, size),), str(path), input_names=["x"], dynamo=False,
-                dynamic_axes={"x": {0: "n"}}, opset_version=17,
-            )  # fmt: skip
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (no onnxscript needed)
+                torch.onnx.export(
+                    encoder.backbone, (torch.zeros(2, 3, size, size),), str(path), input_names=["x"], dynamo=False,
+                    dynamic_axes={"x": {0: "n"}}, opset_version=17,
+                )  # fmt: skip
         finally:
             torch.backends.mha.set_fastpath_enabled(True)
         settings = ort.SessionOptions()
