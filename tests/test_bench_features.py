@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import TinyBackbone
+from test_features import make_dataset
 
 from lavimo.bench import features as bench
 from lavimo.cli import build_parser
+from lavimo.io import Rejection, write_rejections
 from lavimo.video.encoders import FrameEncoder, Preprocessing, WeightsInfo, openvino_available
 
 
@@ -26,12 +28,15 @@ def test_the_default_bench_is_a_small_fixed_sample(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("LAVIMO_BENCH_ENCODERS", "resolved")
     monkeypatch.setenv("LAVIMO_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(bench, "load_frame_encoder", conv_encoder)
+    dataset = make_dataset(tmp_path / "results" / "demo", ["train"] * 10)  # the first enabled dataset's frames
+    write_rejections(dataset / "rejected.csv", [Rejection("clip9", "features", "x.png", "unreadable")], "features")
+    rejected = (dataset / "rejected.csv").read_bytes()
     config = tmp_path / "config.yaml"
-    config.write_text(f"results_dir: {tmp_path}/results\n")  # no rendered dataset: synthetic clips
+    config.write_text(f"results_dir: {tmp_path}/results\n")
     args = build_parser().parse_args(["bench", "features", "--config", str(config)])
     assert args.limit is None and args.func(args) == 0
     out = capsys.readouterr().out
-    assert "synthetic 512px PNG clips (all train), 8 clips" in out
+    assert f"features bench: {dataset}, 8 clips" in out
     names = re.findall(r"^    (.+?): [\d.]+ frames/s, max abs diff [\d.e+-]+ \(equal", out, flags=re.M)
     before = f"torch, channels-last (before), {torch.get_num_threads()} threads, batches of 64"
     expected = [before, "torch, NCHW", "torch, batches of 16", "torch, 1 intra-op thread"]
@@ -41,3 +46,4 @@ def test_the_default_bench_is_a_small_fixed_sample(tmp_path: Path, monkeypatch: 
     build = re.search(r"1 decoding worker\(s\): (\d+) frames, build [\d.]+ frames/s .* encoder waits (\d+)%", out)
     assert build and int(build.group(1)) == 8 * 4 * 8  # 8 train clips x 4 views x 8 frames
     assert re.search(r"decoding \+ augmenting a train clip \(4 views\): [\d.]+ CPU s", out)
+    assert (dataset / "rejected.csv").read_bytes() == rejected  # the build wrote to a copy of the dataset's rejections

@@ -22,6 +22,7 @@ import argparse
 import copy
 import logging
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -256,11 +257,17 @@ class BuildTiming:
 
 
 def bench_build(encoder: FrameEncoder, ds_dir: Path, frames_dir: Path, options: BuildOptions) -> BuildTiming:
-    """Build the sample's cache into a temporary folder, timing every batch."""
+    """Build the sample's cache into a temporary folder, timing every batch. The build reads a copy of the dataset's
+    manifest and rejections (it rewrites the rejections' features rows) and the dataset's frames."""
     timing = BuildTiming()
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-") as out:
+        dataset = Path(out) / "dataset"
+        dataset.mkdir()
+        for name in ("manifest.parquet", "rejected.csv"):
+            if (ds_dir / name).is_file():
+                shutil.copy2(ds_dir / name, dataset / name)
         start = time.perf_counter()
-        cache = build_feature_cache(ds_dir, frames_dir, out, encoder, options, on_batch=timing.on_batch)
+        cache = build_feature_cache(dataset, frames_dir, Path(out) / "features", encoder, options, timing.on_batch)
         timing.seconds = time.perf_counter() - start
         timing.frames = sum(cache.n_views(c) for c in cache.clip_ids) * cache.num_frames
     return timing
