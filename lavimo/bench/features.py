@@ -4,9 +4,9 @@
    without CLIP weights) and CLIP ViT-B/32 (random weights: its compute): torch as the pipeline ran it before
    (channels-last for the convolutional net, batches as given, torch's threads) against the other memory
    layout, smaller batches, one intra-op thread, two inter-op streams of one thread, OpenVINO, ONNX Runtime
-   (when installed) and ``torch.compile`` (``LAVIMO_BENCH_COMPILE=1``: minutes of compiling). Each line: frames/s
-   and the max abs difference from the torch features; "equal" means below one float16 step at the largest
-   feature, i.e. the cached (float16) features are the same to within rounding.
+   (when installed; the convolutional net only) and ``torch.compile`` (``LAVIMO_BENCH_COMPILE=1``: minutes of
+   compiling). Each line: frames/s and the max abs difference from the torch features; "equal" means below
+   one float16 step at the largest feature, i.e. the cached (float16) features are the same to within rounding.
 2. A build of a small fixed sample (the first 8 clips of the first enabled dataset that has frames, else
    synthetic 512px clips; ``--limit N`` for more) with the runtime the pipeline uses:
    frames/s against the bare encoder, the share of the time the encoder waits for decoded and augmented
@@ -195,7 +195,7 @@ def variants(encoder: FrameEncoder, batch_size: int) -> list[tuple[str, Callable
     if openvino_available():
         found.append((f"OpenVINO, {threads} threads", lambda: copy.deepcopy(encoder).use_openvino(threads)))
         found.append(("OpenVINO, 1 thread", lambda: copy.deepcopy(encoder).use_openvino(1)))
-    if all(_installed(name) for name in ("onnxruntime", "onnx")):
+    if encoder.channels_last and all(_installed(name) for name in ("onnxruntime", "onnx")):  # ViT: a long export
         found.append((f"ONNX Runtime, {threads} threads", lambda: _onnxruntime(encoder, threads)))
     if os.environ.get("LAVIMO_BENCH_COMPILE") == "1":
         found.append(("torch.compile", lambda: _compiled(encoder)))
