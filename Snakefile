@@ -1,6 +1,7 @@
 # lavimo: raw motion capture -> avatars -> Blender renders -> CLIP features -> tri-modal model -> report.
 # `snakemake --cores all` runs the bundled demo end to end; see README.md for the targets.
 import sys
+import time
 
 from snakemake.utils import min_version, validate
 
@@ -9,6 +10,8 @@ sys.path.insert(0, workflow.basedir)
 from lavimo.layout import DATASETS
 
 min_version("9.0")
+
+RUN_STARTED = time.time()  # the timing table printed at the end covers the jobs that end after this
 
 
 configfile: "config.yaml"
@@ -41,3 +44,12 @@ rule all:
     default_target: True
     input:
         default_targets,
+
+
+# the run's time per rule, from the rules' benchmark files (lavimo/timing.py)
+onsuccess:
+    from lavimo.timing import run_timing
+
+    table = run_timing(f"{RESULTS}/benchmarks", since=RUN_STARTED)
+    if table:
+        print(table)

@@ -11,6 +11,8 @@ rule train_ablation:
         config=f"{RESULTS}/{{ds}}/ablation/{{study}}/{{variant}}/seed{{seed}}/config.json",
     log:
         f"{RESULTS}/logs/ablation/{{ds}}_{{study}}_{{variant}}_seed{{seed}}_train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_ablation/{{ds}}_{{study}}_{{variant}}_seed{{seed}}.tsv"
     params:
         dataset_dir=parent_dir("manifest", None),
         run_dir=lambda wildcards, output: os.path.dirname(output.model),
@@ -32,6 +34,8 @@ rule evaluate_ablation:
         metrics=f"{RESULTS}/{{ds}}/ablation/{{study}}/{{variant}}/seed{{seed}}/metrics.json",
     log:
         f"{RESULTS}/logs/ablation/{{ds}}_{{study}}_{{variant}}_seed{{seed}}_evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate_ablation/{{ds}}_{{study}}_{{variant}}_seed{{seed}}.tsv"
     params:
         run_dir=parent_dir("model", None),
         threshold=config["epsilon_rescaled_cos"],
@@ -52,6 +56,8 @@ rule features_study:
         pointer=f"{RESULTS}/{{ds}}/features/ablation-{{study}}.json",
     log:
         f"{RESULTS}/logs/features/{{ds}}_ablation-{{study}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/features_study/{{ds}}_{{study}}.tsv"
     params:
         dataset_dir=parent_dir("manifest", None),
         args=lambda wildcards: features_args(wildcards, study_config(wildcards.study)["features"]),
@@ -73,6 +79,8 @@ rule ablation_summary:
         summary=f"{RESULTS}/{{ds}}/ablation/{{study}}/ablation.json",
     log:
         f"{RESULTS}/logs/ablation/{{ds}}_{{study}}_summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation_summary/{{ds}}_{{study}}.tsv"
     params:
         args=ablation_summary_args,
     threads: 1
@@ -92,6 +100,8 @@ rule ablation_default:
         summary=f"{RESULTS}/{{ds}}/ablation.json",
     log:
         f"{RESULTS}/logs/ablation/{{ds}}_default_copy.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation_default/{{ds}}.tsv"
     threads: 1
     resources:
         mem_mb=attempt_mem(500),

@@ -6,6 +6,8 @@ rule build_avatars:
         avatars=avatar_files(),
     log:
         f"{RESULTS}/logs/avatars/{AVATAR_BACKEND}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_avatars/{AVATAR_BACKEND}.tsv"
     params:
         out=lambda wildcards, output: os.path.dirname(output.avatars[0]),
         backend=AVATAR_BACKEND,
@@ -34,6 +36,8 @@ rule avatar_contact_sheet:
         ),
     log:
         f"{RESULTS}/logs/avatars/{AVATAR_BACKEND}_sheet.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/avatar_contact_sheet/{AVATAR_BACKEND}.tsv"
     params:
         avatars=parent_dir("avatars"),
         resolution=config["render"]["resolution"],

@@ -8,6 +8,8 @@ checkpoint prepare:
         manifest=f"{RESULTS}/{{ds}}/manifest.parquet",
     log:
         f"{RESULTS}/logs/prepare/{{ds}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare/{{ds}}.tsv"
     params:
         args=prepare_args,
         out=lambda wildcards: f"{RESULTS}/{wildcards.ds}",
@@ -29,6 +31,8 @@ rule prepare_amass:
         marker=f"{RESULTS}/amass/humanml3d_layout.json",
     log:
         f"{RESULTS}/logs/prepare/amass.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_amass/amass.tsv"
     params:
         out=lambda wildcards: config["datasets"]["humanml3d"]["root"],
     threads: 2

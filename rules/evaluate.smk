@@ -12,6 +12,8 @@ rule evaluate:
         embeddings=f"{RESULTS}/{{ds}}/runs/{{variant}}/test_embeddings.npz",
     log:
         f"{RESULTS}/logs/evaluate/{{ds}}_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{ds}}_{{variant}}.tsv"
     params:
         run_dir=parent_dir("model", None),
         threshold=config["epsilon_rescaled_cos"],

@@ -22,8 +22,11 @@ rule render_shard:
         avatars=avatar_files(),
     output:
         done=f"{RESULTS}/{{ds}}/frames/{{shard}}.done",
+        rejected=f"{RESULTS}/{{ds}}/frames/{{shard}}.rejected.csv",
     log:
         f"{RESULTS}/logs/render/{{ds}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_shard/{{ds}}/{{shard}}.tsv"
     params:
         args=render_args,
         dataset_dir=lambda wildcards: f"{RESULTS}/{wildcards.ds}",
@@ -50,6 +53,8 @@ rule render_rejects:
         merged=f"{RESULTS}/{{ds}}/frames/rejected.csv",
     log:
         f"{RESULTS}/logs/render/{{ds}}/rejected.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_rejects/{{ds}}.tsv"
     params:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
     threads: 1
@@ -69,6 +74,8 @@ rule render_sheet_avatars:
         sheet=f"{RESULTS}/{{ds}}/render_avatars.png",
     log:
         f"{RESULTS}/logs/render/{{ds}}/render_avatars.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_sheet_avatars/{{ds}}.tsv"
     params:
         args=SHEET_ARGS,
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
@@ -91,6 +98,8 @@ rule render_sheet_clips:
         sheet=f"{RESULTS}/{{ds}}/render_clips.png",
     log:
         f"{RESULTS}/logs/render/{{ds}}/render_clips.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/render_sheet_clips/{{ds}}.tsv"
     params:
         args=SHEET_ARGS,
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),

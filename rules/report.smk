@@ -24,6 +24,8 @@ rule report:
         ),
     log:
         f"{RESULTS}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/report.tsv"
     params:
         results=lambda wildcards, output: os.path.dirname(output.html),
         datasets=" ".join(config["datasets_enabled"]),

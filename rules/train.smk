@@ -10,6 +10,8 @@ rule train:
         config=f"{RESULTS}/{{ds}}/runs/{{variant}}/config.json",
     log:
         f"{RESULTS}/logs/train/{{ds}}_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{ds}}_{{variant}}.tsv"
     params:
         dataset_dir=parent_dir("manifest", None),
         run_dir=lambda wildcards, output: os.path.dirname(output.model),

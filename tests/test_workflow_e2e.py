@@ -41,6 +41,9 @@ def test_demo_pipeline_runs_and_resumes(tmp_path: Path) -> None:
 
     built = run_tiny_workflow(configfile, "all", "evaluate_all")
     assert built.count("rule evaluate:") == 2, built[-5000:]  # both variants evaluated on the test split
+    timing = built[built.index("Time per rule") :]  # printed at the end from the rules' benchmark files
+    for rule in ("prepare", "render_shard", "features", "features_merge", "train", "evaluate", "report"):
+        assert f"\n{rule} " in timing
 
     manifest = load_manifest(results / "demo")
     assert len(manifest) == 8  # 4 clips and their mirrors

@@ -1,21 +1,33 @@
-"""`lavimo bench features`: frames/s of a feature-cache build against the bare encoder on the same batches.
+"""`lavimo bench features`: the frame encoders' ways to run on this machine, then a feature-cache build.
 
-The build decodes PNGs and augments views in DataLoader workers while the main process encodes; the ratio
-build / bare shows whether decoding and augmentation starve the model (target >= 0.9). Uses the rendered
-frames of the first enabled dataset when they exist, else synthetic 512x512 PNG clips (all train: 4
-augmented views each, the heaviest case). Environment knobs: LAVIMO_BENCH_WORKERS, LAVIMO_BENCH_BATCH,
-LAVIMO_BENCH_CHECKPOINT (CLIP weights), LAVIMO_BENCH_ENCODERS=resolved (skip the random-init CLIP run).
-The steady-state rate (after the first batch: DataLoader start-up and pipeline fill excluded, as they
-vanish on a real dataset) is compared with the bare encoder.
+1. The bare encoder on one fixed batch of real training views, for the resolved encoder (EfficientNet-Lite0
+   without CLIP weights) and CLIP ViT-B/32 (random weights: its compute): torch as the pipeline ran it before
+   (channels-last for the convolutional net, batches as given, torch's threads) against the other memory
+   layout, smaller batches, one intra-op thread, two inter-op streams of one thread, OpenVINO, ONNX Runtime
+   (when installed; the convolutional net only) and ``torch.compile`` (``LAVIMO_BENCH_COMPILE=1``: minutes of
+   compiling). Each line: frames/s and the max abs difference from the torch features; "equal" means below
+   one float16 step at the largest feature, i.e. the cached (float16) features are the same to within rounding.
+2. A build of a small fixed sample (the first 8 clips of the first enabled dataset that has frames, else
+   synthetic 512px clips; ``--limit N`` for more) with the runtime the pipeline uses:
+   frames/s against the bare encoder, the share of the time the encoder waits for decoded and augmented
+   views, and what decoding + augmenting a clip costs next to encoding it.
+
+Environment knobs: LAVIMO_BENCH_CHECKPOINT (CLIP weights), LAVIMO_BENCH_ENCODERS=resolved (no CLIP-compute
+lines), LAVIMO_BENCH_COMPILE=1, LAVIMO_BENCH_WORKERS=1,2 (the builds' worker counts; default 1, as the pipeline).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import os
+import shutil
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +37,13 @@ import torch
 
 from lavimo.bench.common import load_config
 from lavimo.video.build import BuildOptions, ClipViews, build_feature_cache, plan_items
-from lavimo.video.encoders import FrameEncoder, load_frame_encoder
+from lavimo.video.encoders import FrameEncoder, load_frame_encoder, openvino_available
 
 log = logging.getLogger(__name__)
+SAMPLE_CLIPS = 8  # the default sample: a build of about 250 frames (train clips get 4 views of 8 frames)
+BUILD_BATCH = 2  # clips per encoder batch in the build (a steady state of several batches on the sample)
+CLIP_FRAMES = 8  # frames of the CLIP-compute comparison (a ViT-B/32 is ~10x the fallback's compute)
+Encode = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _dataset_dirs(config: dict[str, Any]) -> tuple[Path, Path] | None:
@@ -70,28 +86,148 @@ def synthetic_dataset(root: Path, n_clips: int, size: int = 512) -> tuple[Path, 
     return root, root / "frames"
 
 
-def bare_encoder_fps(encoder: FrameEncoder, batch: torch.Tensor, total_frames: int) -> float:
-    """Frames/s of the encoder alone on one fixed batch, repeated until ``total_frames`` (at least 2 passes)."""
-    encoder(batch)  # warm-up
-    if batch.device.type == "cuda":
-        torch.cuda.synchronize()
-    passes = max(2, round(total_frames / len(batch)))
-    start = time.perf_counter()
-    for _ in range(passes):
-        encoder(batch)
-    if batch.device.type == "cuda":
-        torch.cuda.synchronize()
-    return passes * len(batch) / (time.perf_counter() - start)
-
-
-def first_batch(ds_dir: Path, frames_dir: Path, encoder: FrameEncoder, options: BuildOptions) -> torch.Tensor:
-    """The frames of the first encoder batch of a build (views of ``batch_size`` clips), on the encoder's device."""
+def train_views(ds_dir: Path, frames_dir: Path, options: BuildOptions, n_frames: int) -> tuple[torch.Tensor, float]:
+    """(``n_frames`` frames of training views of the sample's clips at 224 px, decode + augment CPU seconds per
+    clip in this process with one thread)."""
     from lavimo.datasets.manifest import load_manifest
 
     items = [i for shard in plan_items(load_manifest(ds_dir), options.views, set(), None).values() for i in shard]
-    dataset = ClipViews(items[: options.batch_size], frames_dir, options, encoder.preprocessing.input_size)
-    views = [dataset[i]["views"] for i in range(len(dataset))]
-    return torch.cat([v.flatten(0, 1) for v in views]).to(encoder.mean.device)
+    dataset = ClipViews([i for i in items if i.split == "train"], frames_dir, options, 224)
+    views, clips, threads = [], 0, torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a DataLoader worker
+    start = time.process_time()
+    try:
+        while sum(len(v) for v in views) < n_frames and clips < len(dataset):
+            item = dataset[clips]
+            clips += 1
+            if "views" in item:
+                views.append(item["views"].flatten(0, 1))
+    finally:
+        torch.set_num_threads(threads)
+    if not views:
+        raise SystemExit("lavimo bench features: the sample has no train clip with readable frames")
+    return torch.cat(views)[:n_frames], (time.process_time() - start) / clips
+
+
+def frames_per_second(encode: Encode, batch: torch.Tensor, passes: int = 2) -> tuple[float, torch.Tensor]:
+    """(best frames/s over ``passes`` after a warm-up, the output)."""
+    out = encode(batch[: max(1, len(batch) // 4)])  # warm-up (and first-call set-up) on a part of the batch
+    best = float("inf")
+    for _ in range(passes):
+        start = time.perf_counter()
+        out = encode(batch)
+        best = min(best, time.perf_counter() - start)
+    return len(batch) / best, out
+
+
+def _in_chunks(encoder: FrameEncoder, size: int) -> Encode:
+    return lambda frames: torch.cat([encoder(frames[i : i + size]) for i in range(0, len(frames), size)])
+
+
+def _one_thread(encode: Encode) -> Encode:
+    def run(frames: torch.Tensor) -> torch.Tensor:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return encode(frames)
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+def _two_streams(encoder: FrameEncoder) -> Encode:
+    """Two halves of the batch at once, each on one intra-op thread (the ops release the GIL)."""
+    pool = ThreadPoolExecutor(2)
+    return _one_thread(lambda frames: torch.cat(list(pool.map(encoder, frames.chunk(2)))))
+
+
+def _with_layout(encoder: FrameEncoder, channels_last: bool) -> FrameEncoder:
+    other = copy.deepcopy(encoder)
+    other.channels_last = channels_last
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    other.backbone = other.backbone.to(memory_format=layout)
+    return other
+
+
+def _onnxruntime(encoder: FrameEncoder, threads: int) -> Encode:
+    """The backbone exported to ONNX and run by ONNX Runtime's CPU provider (float32)."""
+    import onnxruntime as ort
+
+    size = encoder.preprocessing.input_size
+    with tempfile.TemporaryDirectory(prefix="lavimo-onnx-") as folder:
+        path = Path(folder) / "model.onnx"
+        torch.backends.mha.set_fastpath_enabled(False)  # the exporter has no fused attention
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (no onnxscript needed)
+                torch.onnx.export(
+                    encoder.backbone, (torch.zeros(2, 3, size, size),), str(path), input_names=["x"], dynamo=False,
+                    dynamic_axes={"x": {0: "n"}}, opset_version=17,
+                )  # fmt: skip
+        finally:
+            torch.backends.mha.set_fastpath_enabled(True)
+        settings = ort.SessionOptions()
+        settings.intra_op_num_threads, settings.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(path), settings, providers=["CPUExecutionProvider"])
+    normalise = lambda frames: ((frames.float() - encoder.mean) / encoder.std).numpy()  # noqa: E731
+    return lambda frames: torch.from_numpy(session.run(None, {"x": normalise(frames)})[0])
+
+
+def _compiled(encoder: FrameEncoder) -> Encode:
+    compiled = copy.deepcopy(encoder)
+    compiled.backbone = torch.compile(compiled.backbone)
+    return compiled
+
+
+def variants(encoder: FrameEncoder, batch_size: int) -> list[tuple[str, Callable[[], Encode]]]:
+    """(name, builder of the encode function) of every way to run ``encoder`` that this machine has."""
+    threads = torch.get_num_threads()
+    layout, other = ("channels-last", "NCHW") if encoder.channels_last else ("NCHW", "channels-last")
+    found: list[tuple[str, Callable[[], Encode]]] = [
+        (f"torch, {layout} (before), {threads} threads, batches of {batch_size}", lambda: encoder)
+    ]
+    if encoder.channels_last:  # a convolutional net (a ViT has one convolution: layout and batch size hardly matter)
+        found.append((f"torch, {other}", lambda: _with_layout(encoder, not encoder.channels_last)))
+        found.append((f"torch, batches of {batch_size // 4}", lambda: _in_chunks(encoder, batch_size // 4)))
+    found.append(("torch, 1 intra-op thread", lambda: _one_thread(encoder)))
+    found.append(("torch, 2 inter-op streams x 1 thread", lambda: _two_streams(encoder)))
+    if openvino_available():
+        found.append((f"OpenVINO, {threads} threads", lambda: copy.deepcopy(encoder).use_openvino(threads)))
+        found.append(("OpenVINO, 1 thread", lambda: copy.deepcopy(encoder).use_openvino(1)))
+    if encoder.channels_last and all(_installed(name) for name in ("onnxruntime", "onnx")):  # ViT: a long export
+        found.append((f"ONNX Runtime, {threads} threads", lambda: _onnxruntime(encoder, threads)))
+    if os.environ.get("LAVIMO_BENCH_COMPILE") == "1":
+        found.append(("torch.compile", lambda: _compiled(encoder)))
+    return found
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def compare_encoders(encoder: FrameEncoder, batch: torch.Tensor) -> None:
+    """Print frames/s and the difference from the torch path of every variant on ``batch``."""
+    print(f"  {encoder.name} ({encoder.weights.source}), {len(batch)} frames of training views:")
+    reference: torch.Tensor | None = None
+    for name, build in variants(encoder, len(batch)):
+        start = time.perf_counter()
+        try:
+            encode = build()
+        except Exception as error:  # a runtime that cannot take this model: say so and go on
+            print(f"    {name}: unavailable ({str(error).splitlines()[0][:100]})")
+            continue
+        setup = time.perf_counter() - start
+        fps, out = frames_per_second(encode, batch)
+        reference = out if reference is None else reference
+        diff = float((out.float() - reference).abs().max())
+        step = float(np.finfo(np.float16).eps) * float(reference.abs().max())
+        note = f", set-up {setup:.1f} s" if setup > 1 else ""
+        print(
+            f"    {name}: {fps:.1f} frames/s, max abs diff {diff:.1e} ({'equal' if diff < step else 'DIFFERENT'}{note})"
+        )
 
 
 @dataclass
@@ -120,47 +256,55 @@ class BuildTiming:
         return frames / (self.stamps[-1][0] - self.stamps[0][0])
 
 
-def bench_one(
-    encoder: FrameEncoder, ds_dir: Path, frames_dir: Path, options: BuildOptions
-) -> tuple[BuildTiming, float]:
-    """(build timing, bare encoder frames/s on the build's first batch) for one encoder.
-
-    The bare rate is the better of a measurement before and one after the build (a conservative ratio on a
-    shared machine).
-    """
-    batch = first_batch(ds_dir, frames_dir, encoder, options)
-    before = bare_encoder_fps(encoder, batch, 4 * len(batch))
+def bench_build(encoder: FrameEncoder, ds_dir: Path, frames_dir: Path, options: BuildOptions) -> BuildTiming:
+    """Build the sample's cache into a temporary folder, timing every batch. The build reads a copy of the dataset's
+    manifest and rejections (it rewrites the rejections' features rows) and the dataset's frames."""
     timing = BuildTiming()
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-") as out:
+        dataset = Path(out) / "dataset"
+        dataset.mkdir()
+        for name in ("manifest.parquet", "rejected.csv"):
+            if (ds_dir / name).is_file():
+                shutil.copy2(ds_dir / name, dataset / name)
         start = time.perf_counter()
-        cache = build_feature_cache(ds_dir, frames_dir, out, encoder, options, on_batch=timing.on_batch)
+        cache = build_feature_cache(dataset, frames_dir, Path(out) / "features", encoder, options, timing.on_batch)
         timing.seconds = time.perf_counter() - start
         timing.frames = sum(cache.n_views(c) for c in cache.clip_ids) * cache.num_frames
-    return timing, max(before, bare_encoder_fps(encoder, batch, timing.frames))
+    return timing
 
 
 def bench_features(args: argparse.Namespace) -> int:
-    """Print build and bare-encoder frames/s and their ratio, for the resolved encoder (and CLIP's compute)."""
-    workers = int(os.environ.get("LAVIMO_BENCH_WORKERS", min(8, os.cpu_count() or 1)))
-    options = BuildOptions(batch_size=int(os.environ.get("LAVIMO_BENCH_BATCH", 2)), workers=workers, progress=False)
+    """Print the encoder comparison, then the sample build's frames/s against its bare encoder."""
+    config = load_config(args.config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    encoders = [load_frame_encoder(checkpoint=os.environ.get("LAVIMO_BENCH_CHECKPOINT"), device=device)]
-    if encoders[0].name != "clip-vit-b32" and os.environ.get("LAVIMO_BENCH_ENCODERS") != "resolved":
+    limit = args.limit or SAMPLE_CLIPS
+    views = int(config["features"]["views"])
+    options = BuildOptions(views=views, batch_size=BUILD_BATCH, progress=False, limit=limit)
+    resolved = load_frame_encoder(checkpoint=os.environ.get("LAVIMO_BENCH_CHECKPOINT"), device=device)
+    encoders = [resolved]
+    if resolved.name != "clip-vit-b32" and os.environ.get("LAVIMO_BENCH_ENCODERS") != "resolved":
         encoders.append(load_frame_encoder(random_init=True, device=device))  # the paper encoder's compute
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-data-") as tmp:
-        found = _dataset_dirs(load_config(args.config))
-        if found is None:
-            found = synthetic_dataset(Path(tmp), args.limit or 16)
+        found = _dataset_dirs(config) or synthetic_dataset(Path(tmp), limit)
         source = "synthetic 512px PNG clips (all train)" if found[0] == Path(tmp) else str(found[0])
-        options = BuildOptions(**{**options.__dict__, "limit": args.limit})
-        print(f"features bench: {source}, device {device}, torch threads {torch.get_num_threads()}, "
-              f"workers {options.workers}, batch {options.batch_size} clips, views {options.views}")  # fmt: skip
+        print(f"features bench: {source}, {limit} clips, device {device}, torch threads {torch.get_num_threads()}")
+        batch, prep_seconds = train_views(*found, options, BUILD_BATCH * views * 8)  # the build's first batch
+        batch = batch.to(device)
+        print("bare encoder (one batch, best of 2 passes):")
         for encoder in encoders:
-            timing, bare_fps = bench_one(encoder, found[0], found[1], options)
+            compare_encoders(encoder, batch if encoder is resolved else batch[:CLIP_FRAMES])
+        runtime = "auto" if device == "cpu" else "torch"
+        fast = load_frame_encoder(checkpoint=os.environ.get("LAVIMO_BENCH_CHECKPOINT"), device=device, runtime=runtime)
+        bare_fps, _ = frames_per_second(fast, batch)
+        print(f"build of {limit} clips, {fast.name} on {fast.runtime}, batches of {BUILD_BATCH} clips:")
+        print(f"  decoding + augmenting a train clip ({views} views): {prep_seconds:.2f} CPU s in one thread; "
+              f"encoding its {views * 8} frames: {views * 8 / bare_fps:.2f} s with the bare encoder")  # fmt: skip
+        for workers in [int(w) for w in os.environ.get("LAVIMO_BENCH_WORKERS", "1").split(",")]:
+            timing = bench_build(fast, *found, BuildOptions(**{**options.__dict__, "workers": workers}))
             steady = timing.steady_fps()
             print(
-                f"  {encoder.name} ({encoder.weights.source}), {timing.frames} frames: build {steady:.1f} frames/s "
-                f"steady ({timing.frames / timing.seconds:.1f} incl. start-up) | bare encoder {bare_fps:.1f} "
-                f"frames/s | ratio {steady / bare_fps:.2f} | encoder busy {100 * timing.encoder_busy():.0f}%"
+                f"  {workers} decoding worker(s): {timing.frames} frames, build {steady:.1f} frames/s steady "
+                f"({timing.frames / timing.seconds:.1f} incl. start-up) | bare encoder {bare_fps:.1f} frames/s | "
+                f"ratio {steady / bare_fps:.2f} | encoder waits {100 * (1 - timing.encoder_busy()):.0f}% of the time"
             )
     return 0

@@ -1,6 +1,10 @@
 """Build a feature cache from rendered frames: decode, augment (DataLoader workers), encode, write shards.
 
 Resumable per shard: a shard whose ``{shard}.json`` records the same config hash and clip list is skipped.
+A build runs in one go (:func:`build_feature_cache`) or as one job per render shard (:func:`encode_shards`
+with ``shards``, each job starting once its shard is rendered) and one small merge
+(:func:`merge_feature_cache`: ``index.json``, the dataset's ``features`` rejections, the pointer). Shard
+jobs write only their own files (and the same meta.json, atomically), never what the shards share.
 A clip whose frames are missing, unreadable or wrongly sized is rejected (``rejected.csv``, stage
 ``features``, the reason naming the file) and the build goes on, unless ``strict``; clips the renderer
 already rejected are skipped quietly.
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,9 @@ from lavimo.io import (
     save_npy,
     write_rejections,
 )
-from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, clip_frames_dir, write_pointer
+from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, clip_frames_dir, read_pointer, write_pointer
+from lavimo.render.rejects import STAGE as RENDER_STAGE
+from lavimo.render.rejects import shard_rejections_path
 from lavimo.video.augment import AugmentConfig, make_views
 from lavimo.video.cache import (
     FORMAT_VERSION,
@@ -48,6 +54,7 @@ from lavimo.video.frames import load_clip_frames
 
 log = logging.getLogger(__name__)
 STAGE = "features"
+SHARD_POINTERS = "shards"  # {out}/shards/{pointer}-{shard}.json: the cache a shard job encoded into
 
 
 @dataclass(frozen=True)
@@ -169,10 +176,19 @@ def make_loader(dataset: ClipViews, options: BuildOptions) -> DataLoader:
     )
 
 
-def _rejected_upstream(dataset_dir: Path, frames_dir: Path) -> set[str]:
-    """Clips an earlier stage (prepare, render) already rejected."""
-    files = [dataset_dir / "rejected.csv", *sorted(frames_dir.glob("*.rejected.csv"))]
-    return {r.item for path in files for r in read_rejections(path) if r.stage != STAGE}
+def rejected_upstream(dataset_dir: Path, frames_dir: Path, shards: Sequence[str] | None = None) -> set[str]:
+    """Clips an earlier stage already rejected: the dataset log's rows of the stages before rendering
+    (prepare) and the render shards' own lists (``shards``: only theirs; None: every list there is).
+
+    The log's render rows are not read: they merge the shards' lists, which a shard's features job may
+    read before that merge has run.
+    """
+    if shards is None:
+        files = sorted(frames_dir.glob("*.rejected.csv"))
+    else:
+        files = [shard_rejections_path(frames_dir, s) for s in shards]
+    earlier = {r.item for r in read_rejections(dataset_dir / "rejected.csv") if r.stage not in (STAGE, RENDER_STAGE)}
+    return earlier | {r.item for path in files for r in read_rejections(path) if r.stage == RENDER_STAGE}
 
 
 def plan_items(
@@ -284,18 +300,6 @@ class ShardWriter:
         save_json(self.cache_dir / f"{self.shard}.json", record)
 
 
-def _open_cache_dir(out_dir: Path, meta: dict[str, Any]) -> Path:
-    cache_dir = out_dir / meta["encoder_id"]
-    meta_path = cache_dir / "meta.json"
-    if meta_path.exists():
-        old = read_json(meta_path, "feature cache meta")
-        if old.get("config_hash") != meta["config_hash"]:
-            raise LavimoInputError(meta_path, "existing cache has another config hash; remove the folder to rebuild")
-    else:
-        save_json(meta_path, meta)
-    return cache_dir
-
-
 def encode_views(encoder: FrameEncoder, batch: list[dict[str, Any]]) -> list[np.ndarray]:
     """Encode the views of a batch of clips in one forward pass: per clip (V, T, D) float16."""
     shapes = [b["views"].shape[:2] for b in batch]
@@ -348,6 +352,103 @@ def run_items(
     bar.close()
 
 
+def open_cache_dir(out_dir: Path, meta: dict[str, Any]) -> Path:
+    """The cache folder of ``meta`` under ``out_dir``, with its meta.json (written when new).
+
+    Shard jobs of one build may start at once: each writes the same meta.json atomically, so the file is
+    whole and the same whichever rename lands last.
+    """
+    cache_dir = out_dir / meta["encoder_id"]
+    meta_path = cache_dir / "meta.json"
+    if meta_path.exists():
+        old = read_json(meta_path, "feature cache meta")
+        if old.get("config_hash") != meta["config_hash"]:
+            raise LavimoInputError(meta_path, "existing cache has another config hash; remove the folder to rebuild")
+    else:
+        save_json(meta_path, meta)
+    return cache_dir
+
+
+def plan_build(
+    dataset_dir: Path, frames_dir: Path, views: int, limit: int | None = None, shards: Sequence[str] | None = None
+) -> tuple[dict[str, list[ClipItem]], int]:
+    """(clips to encode grouped by shard, clips skipped upstream) of a build; ``shards``: only those shards.
+
+    A shard's plan is the same whether it is built alone or with the others (``limit`` is for whole builds).
+    """
+    from lavimo.datasets.manifest import load_manifest
+
+    if shards is not None and limit is not None:
+        raise ValueError("limit applies to a whole build, not to single shards")
+    manifest_path = dataset_dir / "manifest.parquet"
+    manifest = load_manifest(dataset_dir)
+    skip = rejected_upstream(dataset_dir, frames_dir, shards)
+    plan = plan_items(manifest, views, skip, limit, str(manifest_path))
+    if shards is None:
+        return plan, len(skip)
+    unknown = sorted(set(shards) - set(manifest["shard"].astype(str)))
+    if unknown:
+        raise LavimoInputError(manifest_path, f"the manifest has no shard {unknown[0]!r}")
+    return {s: items for s, items in plan.items() if s in shards}, len(skip)
+
+
+def encode_shards(
+    dataset_dir: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    encoder: FrameEncoder | None = None,
+    options: BuildOptions | None = None,
+    shards: Sequence[str] | None = None,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Encode every shard (``shards``: only these) that the cache lacks; returns the cache's meta.
+
+    Writes each shard's ``{shard}.npy`` + ``{shard}.json`` and the shared meta.json (see
+    :func:`open_cache_dir`), so shard jobs can run at once; :func:`merge_feature_cache` writes the rest.
+    With ``shards``, also ``{out}/shards/{pointer}-{shard}.json`` per shard: which cache it was encoded into.
+    """
+    dataset_dir, frames_dir, out_dir = Path(dataset_dir), Path(frames_dir), Path(out_dir)
+    options = options or BuildOptions()
+    if not frames_dir.is_dir():
+        raise LavimoInputError(frames_dir, "frames folder does not exist (render the dataset first)")
+    encoder = encoder or load_frame_encoder()
+    meta = cache_meta(encoder, options)
+    cache_dir = open_cache_dir(out_dir, meta)
+    plan, skipped = plan_build(dataset_dir, frames_dir, options.views, options.limit, shards)
+    todo = {
+        s: items for s, items in plan.items() if not _shard_done(cache_dir, s, items, meta["config_hash"], frames_dir)
+    }
+    log.info(
+        "features %s: %d clips in %d shards (%d to encode, %d skipped upstream)",
+        meta["encoder_id"],
+        sum(map(len, plan.values())),
+        len(plan),
+        sum(map(len, todo.values())),
+        skipped,
+    )
+    writers = {s: ShardWriter(cache_dir, s, items, meta) for s, items in todo.items()}
+    for shard in [s for s, w in writers.items() if w.pending == 0]:
+        writers.pop(shard).write()
+    run_items(encoder, writers, [i for items in todo.values() for i in items], frames_dir, options, on_batch)
+    for shard in shards or []:
+        write_pointer(out_dir / SHARD_POINTERS, FEATURES_POINTER_KEY, meta["encoder_id"], f"{options.pointer}-{shard}")
+    return meta
+
+
+def shards_encoder_id(out_dir: str | os.PathLike[str], shards: Sequence[str], pointer: str = CURRENT) -> str:
+    """The one cache that the shard jobs of ``shards`` recorded in ``{out}/shards/{pointer}-{shard}.json``."""
+    folder = Path(out_dir) / SHARD_POINTERS
+    found: dict[str, str] = {}
+    for shard in shards:
+        found.setdefault(
+            read_pointer(folder, FEATURES_POINTER_KEY, f"{pointer}-{shard}", "features shard pointer"), shard
+        )
+    if len(found) != 1:
+        named = ", ".join(f"{shard}: {encoder_id}" for encoder_id, shard in found.items())
+        raise LavimoInputError(folder, f"the shards were encoded into different caches ({named}); rebuild them")
+    return next(iter(found))
+
+
 def write_index(cache_dir: Path, shards: list[str]) -> tuple[int, list[Rejection]]:
     """Gather the shard records into ``index.json``; returns (clips indexed, rejections)."""
     clips: dict[str, list] = {}
@@ -365,6 +466,39 @@ def write_index(cache_dir: Path, shards: list[str]) -> tuple[int, list[Rejection
     return len(clips), rejected
 
 
+def merge_feature_cache(
+    dataset_dir: str | os.PathLike[str],
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    encoder_id: str,
+    limit: int | None = None,
+    pointer: str = CURRENT,
+) -> FeatureCache:
+    """Finish a cache whose shards are encoded: ``index.json``, the ``features`` rows of the dataset's
+    rejected.csv, then ``{out}/{pointer}.json``; returns the cache opened.
+
+    Every shard of the plan must be encoded for exactly its clips with the cache's config, else an input
+    error names it. Encodes nothing: no encoder is loaded.
+    """
+    dataset_dir, frames_dir, out_dir = Path(dataset_dir), Path(frames_dir), Path(out_dir)
+    cache_dir = out_dir / encoder_id
+    meta = read_json(cache_dir / "meta.json", "feature cache meta")
+    plan, _ = plan_build(dataset_dir, frames_dir, int(meta["views"]), limit)
+    for shard, items in plan.items():
+        if not _shard_done(cache_dir, shard, items, meta["config_hash"], frames_dir):
+            raise LavimoInputError(
+                cache_dir / f"{shard}.json",
+                f"shard {shard} is not encoded for its current clips (features build --shard)",
+            )
+    n_clips, rejected = write_index(cache_dir, sorted(plan))
+    write_rejections(dataset_dir / "rejected.csv", rejected, STAGE)
+    if n_clips == 0 and rejected:
+        raise LavimoInputError(rejected[0].source, f"no clip could be encoded; first problem: {rejected[0].reason}")
+    write_pointer(out_dir, FEATURES_POINTER_KEY, encoder_id, pointer, weights=meta["encoder"]["weights"])
+    log.info("features %s: %d clips cached, %d rejected -> %s", encoder_id, n_clips, len(rejected), cache_dir)
+    return FeatureCache(cache_dir, expect_config_hash=meta["config_hash"])
+
+
 def build_feature_cache(
     dataset_dir: str | os.PathLike[str],
     frames_dir: str | os.PathLike[str],
@@ -373,40 +507,7 @@ def build_feature_cache(
     options: BuildOptions | None = None,
     on_batch: Callable[[int, float], None] | None = None,
 ) -> FeatureCache:
-    """Build (or resume) the feature cache of a dataset; returns it opened. ``encoder`` defaults to CLIP."""
-    from lavimo.datasets.manifest import load_manifest
-
-    dataset_dir, frames_dir, out_dir = Path(dataset_dir), Path(frames_dir), Path(out_dir)
+    """Build (or resume) the feature cache of a dataset in one go; returns it opened. ``encoder`` defaults to CLIP."""
     options = options or BuildOptions()
-    if not frames_dir.is_dir():
-        raise LavimoInputError(frames_dir, "frames folder does not exist (render the dataset first)")
-    encoder = encoder or load_frame_encoder()
-    meta = cache_meta(encoder, options)
-    cache_dir = _open_cache_dir(out_dir, meta)
-    skip = _rejected_upstream(dataset_dir, frames_dir)
-    manifest_path = str(dataset_dir / "manifest.parquet")
-    plan = plan_items(load_manifest(dataset_dir), options.views, skip, options.limit, manifest_path)
-    todo = {
-        s: items for s, items in plan.items() if not _shard_done(cache_dir, s, items, meta["config_hash"], frames_dir)
-    }
-    log.info(
-        "features %s: %d clips in %d shards (%d to encode, %d skipped upstream)",
-        meta["encoder_id"],
-        sum(map(len, plan.values())),
-        len(plan),
-        sum(map(len, todo.values())),
-        len(skip),
-    )
-    writers = {s: ShardWriter(cache_dir, s, items, meta) for s, items in todo.items()}
-    for shard in [s for s, w in writers.items() if w.pending == 0]:
-        writers.pop(shard).write()
-    run_items(encoder, writers, [i for items in todo.values() for i in items], frames_dir, options, on_batch)
-    n_clips, rejected = write_index(cache_dir, sorted(plan))
-    write_rejections(dataset_dir / "rejected.csv", rejected, STAGE)
-    if n_clips == 0 and rejected:
-        raise LavimoInputError(rejected[0].source, f"no clip could be encoded; first problem: {rejected[0].reason}")
-    write_pointer(
-        out_dir, FEATURES_POINTER_KEY, meta["encoder_id"], options.pointer, weights=meta["encoder"]["weights"]
-    )
-    log.info("features %s: %d clips cached, %d rejected -> %s", meta["encoder_id"], n_clips, len(rejected), cache_dir)
-    return FeatureCache(cache_dir, expect_config_hash=meta["config_hash"])
+    meta = encode_shards(dataset_dir, frames_dir, out_dir, encoder, options, on_batch=on_batch)
+    return merge_feature_cache(dataset_dir, frames_dir, out_dir, meta["encoder_id"], options.limit, options.pointer)
