@@ -65,6 +65,7 @@ def _device(name: str | None) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from lavimo.io import folder_lock
     from lavimo.video.augment import AugmentConfig
     from lavimo.video.build import BuildOptions, build_feature_cache
     from lavimo.video.encoders import load_frame_encoder
@@ -85,7 +86,8 @@ def run_build(args: argparse.Namespace) -> int:
         augment=AugmentConfig(hflip_p=args.hflip_p),
         pointer=args.pointer,
     )
-    cache = build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options)
+    with folder_lock(args.out, "lavimo features build"):  # one build per features folder at a time
+        cache = build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options)
     weights = cache.meta["encoder"]["weights"]
     print(f"{cache.path}: {len(cache)} clips, dim {cache.dim}, weights {weights['source']}")
     return 0
