@@ -53,8 +53,11 @@ class DiskFullError(OSError):
 
 
 def is_disk_full(error: BaseException) -> bool:
-    """Whether ``error`` is a write that failed for want of space or quota."""
-    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+    """Whether ``error`` is a write that failed for want of space or quota (numpy reports a short write to a file
+    without an errno: "N requested and M written")."""
+    if not isinstance(error, OSError):
+        return False
+    return error.errno in DISK_FULL_ERRNOS or (error.errno is None and " requested and " in str(error))
 
 
 LOCK_FILE = ".lavimo.lock"  # the lock file :func:`folder_lock` holds in a folder
