@@ -283,8 +283,10 @@ def bench_scale(args: argparse.Namespace) -> int:
     """Measure each stage on two demo samples, print the per-clip costs and the HumanML3D projection."""
     import torch
 
+    from lavimo.datasets.manifest import load_manifest
     from lavimo.presets import resolve_preset
     from lavimo.train import make_train_config
+    from lavimo.video.cache import FeatureCache
 
     config = load_config(args.config)
     large = args.limit or 6
@@ -301,6 +303,8 @@ def bench_scale(args: argparse.Namespace) -> int:
             stage: fit(stage, (n1, n2), (cpu1[stage], cpu2[stage]), f"{n1} and {n2} demo clips")
             for stage in ("prepare", "render", "features", "sentences")
         }
+        encoder = FeatureCache.open_current(ds / "features").meta["encoder"]
+        splits = load_manifest(ds)["split"].value_counts().to_dict()
         gpu = gpu_features(config, ds, n2)
         if gpu is not None:
             costs["features"] = StageCost(**{**costs["features"].__dict__, "gpu_per_clip": gpu})
@@ -311,9 +315,10 @@ def bench_scale(args: argparse.Namespace) -> int:
     print(
         f"bench scale: per-clip costs on this machine ({os.cpu_count()} CPUs, load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after), demo samples of {n1} and {n2} clips; render {config['render']['engine']} "
-        f"{config['render']['resolution']}x{config['render']['resolution']}, features {config['features']['encoder']} "
-        f"x {config['features']['views']} views, training preset {preset} ({train['parameters_m']:.1f} M parameters, "
-        f"text encoder {train['text_encoder']})"
+        f"{config['render']['resolution']}x{config['render']['resolution']}; features {encoder['name']} (weights: "
+        f"{encoder['weights']['source']}), {config['features']['views']} views per training clip (the larger sample's "
+        f"splits: {splits}); training preset {preset} ({train['parameters_m']:.1f} M parameters, text encoder "
+        f"{train['text_encoder']})"
     )
     for cost in costs.values():
         print(
