@@ -3,9 +3,10 @@
 Measured on small real samples of the bundled demo (Bandai-Namco BVHs), through the commands the rules run:
 `lavimo prepare demo`, `lavimo render shard`, `lavimo features build` and `lavimo features sentences`, each at two
 sample sizes in a child process whose CPU time (user + system, its workers included) is taken, so that the slope
-is the cost per clip and the intercept the cost per job (start-up, model loading). Training (the preset
-HumanML3D trains with, `paper` by default: one epoch per 1,000 clips) and evaluation (embedding the test clips)
-are timed in a child process on the larger sample. CPU seconds, not wall seconds, so that other work on a shared
+is the cost per clip and the intercept the cost per job (start-up, model loading). Prepare and sentences cost
+little per clip next to their start-up: their second sample is ten times the larger one. Training (the preset
+HumanML3D trains with, `paper` by default: one epoch per 1,000 clips) and evaluation (embedding the clips) are
+timed in a child process on the larger sample. CPU seconds, not wall seconds, so that other work on a shared
 machine inflates the figures less.
 
 The projection for HumanML3D (29,232 clips with mirrors, 80/5/15 % train/val/test, shards of
@@ -36,7 +37,8 @@ from lavimo.bench.dag import HUMANML3D_CLIPS, split_counts
 from lavimo.bench.render import demo_avatars
 
 NODE_CORES, NODES = 16, 10  # the machines of the projection
-CAPTIONS_PER_CLIP = 3  # the demo's, and about HumanML3D's
+CHEAP_SCALE = 10  # prepare and sentences are measured on a sample this many times the larger one
+CAPTIONS_PER_CLIP = 3  # HumanML3D: 44,970 captions of 14,616 motions, and their mirrors' (left/right swapped)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class StageCost:
     per_job: float
     sample: str  # what was measured
     gpu_per_clip: float | None = None  # wall seconds per clip on one GPU, when measured
+    unit: str = "clip"  # what per_clip counts (sentences: unique captions)
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,15 @@ def _lavimo(*args: str) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def fit(stage: str, counts: tuple[int, int], seconds: tuple[float, float], sample: str) -> StageCost:
+def fit(
+    stage: str, counts: tuple[int, int], seconds: tuple[float, float], sample: str, unit: str = "clip"
+) -> StageCost:
     """Per-clip and per-job cost from two sample sizes (when noise makes the slope useless: all per clip)."""
     (n1, n2), (s1, s2) = counts, seconds
     slope = (s2 - s1) / (n2 - n1) if n2 != n1 else 0.0
     if slope <= 0:
-        return StageCost(stage, s2 / n2, 0.0, sample)
-    return StageCost(stage, slope, max(0.0, s1 - slope * n1), sample)
+        return StageCost(stage, s2 / n2, 0.0, sample, unit=unit)
+    return StageCost(stage, slope, max(0.0, s1 - slope * n1), sample, unit=unit)
 
 
 def render_args(config: dict[str, Any]) -> list[str]:
@@ -102,16 +107,23 @@ def features_args(config: dict[str, Any]) -> list[str]:
     return args + (["--checkpoint", str(feats["checkpoint"])] if feats["checkpoint"] else [])
 
 
-def measure_sample(config: dict[str, Any], sources: int, work: Path, avatars: Path) -> tuple[Path, int, dict]:
-    """Prepare ``sources`` demo sources (and mirrors) and render, encode and embed them; (dataset, clips, CPU seconds
-    per stage)."""
+def measure_sample(
+    config: dict[str, Any], sources: int, work: Path, avatars: Path, render: bool = True
+) -> tuple[Path, dict[str, int], dict[str, float]]:
+    """Prepare ``sources`` demo sources (and mirrors), render and encode them (if ``render``) and embed their
+    captions; (dataset, {"clips": .., "captions": unique captions}, CPU seconds per stage)."""
     from lavimo.datasets.manifest import load_manifest
+    from lavimo.text.sentences import manifest_captions
 
     ds = work / f"demo-{sources}"
     bundle = str(config["datasets"]["demo"]["bundle"])
     cpu = {"prepare": _lavimo("prepare", "demo", "--out", str(ds), "--bundle", bundle, "--limit", str(sources),
                               "--workers", "1", "--shard-size", str(config["prepare"]["shard_size"]))}  # fmt: skip
     manifest = load_manifest(ds)
+    cpu["sentences"] = _lavimo("features", "sentences", "--dataset-dir", str(ds), "--out", str(ds / "sentences"))
+    counts = {"clips": len(manifest), "captions": len(manifest_captions(manifest["texts"]))}
+    if not render:
+        return ds, counts, cpu
     where = ["--dataset-dir", str(ds), "--avatars", str(avatars), "--frames-dir", str(ds / "frames")]
     cpu["render"] = sum(
         _lavimo("render", "shard", *where, "--shard", shard, *render_args(config), "--threads", "1")
@@ -120,8 +132,7 @@ def measure_sample(config: dict[str, Any], sources: int, work: Path, avatars: Pa
     build = ["features", "build", "--dataset-dir", str(ds), "--frames-dir", str(ds / "frames")]
     cpu["features"] = _lavimo(*build, "--out", str(ds / "features"), *features_args(config), "--workers", "2",
                               "--device", "cpu")  # fmt: skip
-    cpu["sentences"] = _lavimo("features", "sentences", "--dataset-dir", str(ds), "--out", str(ds / "sentences"))
-    return ds, len(manifest), cpu
+    return ds, counts, cpu
 
 
 def gpu_features(config: dict[str, Any], ds: Path, clips: int) -> float | None:
@@ -228,11 +239,11 @@ def project(
     splits = split_counts(clips)
     shards = math.ceil(clips / shard_size)
     rows = []
-    for name in ("prepare", "sentences"):
+    for name, items in (("prepare", clips), ("sentences", CAPTIONS_PER_CLIP * clips)):
         cost = costs[name]
-        seconds = (cost.per_job + clips * cost.per_clip) / NODE_CORES  # one job, all cores of one node
-        per = f"{cost.per_clip:.3f} CPU s/clip + {cost.per_job:.0f} s/job"
-        rows.append(Row(name, cost.sample, per, f"{clips:,} clips, 1 job", seconds, seconds, "CPU stage"))
+        seconds = (cost.per_job + items * cost.per_clip) / NODE_CORES  # one job, all cores of one node
+        per = f"{cost.per_clip:.3f} CPU s/{cost.unit} + {cost.per_job:.0f} s/job"
+        rows.append(Row(name, cost.sample, per, f"{items:,} {cost.unit}s, 1 job", seconds, seconds, "CPU stage"))
     for name in ("render", "features"):
         cost = costs[name]
         job = cost.per_job + shard_size * cost.per_clip
@@ -297,12 +308,17 @@ def bench_scale(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="lavimo-bench-scale-") as tmp:
         work = Path(tmp)
         avatars = demo_avatars(config, work)
-        samples = [measure_sample(config, n, work, avatars) for n in (small, large)]
-        (_, n1, cpu1), (ds, n2, cpu2) = samples
+        (_, c1, cpu1), (ds, c2, cpu2) = (measure_sample(config, n, work, avatars) for n in (small, large))
+        # prepare and caption embedding cost little per clip next to their start-up: a sample 10 times larger
+        _, c3, cpu3 = measure_sample(config, CHEAP_SCALE * large, work, avatars, render=False)
+        n1, n2 = c1["clips"], c2["clips"]
+        measured = {stage: ("clips", c1, c2, cpu1, cpu2) for stage in ("render", "features")}
+        measured |= {"prepare": ("clips", c1, c3, cpu1, cpu3), "sentences": ("captions", c1, c3, cpu1, cpu3)}
         costs = {
-            stage: fit(stage, (n1, n2), (cpu1[stage], cpu2[stage]), f"{n1} and {n2} demo clips")
-            for stage in ("prepare", "render", "features", "sentences")
-        }
+            stage: fit(stage, (a[unit], b[unit]), (cpu_a[stage], cpu_b[stage]),
+                       f"{a['clips']} and {b['clips']} demo clips", unit.removesuffix("s"))
+            for stage, (unit, a, b, cpu_a, cpu_b) in measured.items()
+        }  # fmt: skip
         encoder = FeatureCache.open_current(ds / "features").meta["encoder"]
         splits = load_manifest(ds)["split"].value_counts().to_dict()
         gpu = gpu_features(config, ds, n2)
@@ -314,16 +330,17 @@ def bench_scale(args: argparse.Namespace) -> int:
         gpu_train = measure_training(ds, preset, "cuda") if torch.cuda.is_available() else None
     print(
         f"bench scale: per-clip costs on this machine ({os.cpu_count()} CPUs, load average {load_before:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after), demo samples of {n1} and {n2} clips; render {config['render']['engine']} "
-        f"{config['render']['resolution']}x{config['render']['resolution']}; features {encoder['name']} (weights: "
-        f"{encoder['weights']['source']}), {config['features']['views']} views per training clip (the larger sample's "
-        f"splits: {splits}); training preset {preset} ({train['parameters_m']:.1f} M parameters, text encoder "
-        f"{train['text_encoder']})"
+        f"{os.getloadavg()[0]:.2f} after), demo samples of {n1} and {n2} clips (prepare and sentences: {n1} and "
+        f"{c3['clips']}); render {config['render']['engine']} {config['render']['resolution']}x"
+        f"{config['render']['resolution']}; features {encoder['name']} (weights: {encoder['weights']['source']}), "
+        f"{config['features']['views']} views per training clip (the larger sample's splits: {splits}); training "
+        f"preset {preset} ({train['parameters_m']:.1f} M parameters, text encoder {train['text_encoder']})"
     )
     for cost in costs.values():
+        unit, a, b, cpu_a, cpu_b = measured[cost.stage]
         print(
-            f"  {cost.stage:10s} {cost.per_clip:8.3f} CPU s per clip, {cost.per_job:6.1f} CPU s per job (measured: "
-            f"{cpu1[cost.stage]:.1f} CPU s for {n1} clips, {cpu2[cost.stage]:.1f} for {n2})"
+            f"  {cost.stage:10s} {cost.per_clip:8.3f} CPU s per {cost.unit}, {cost.per_job:6.1f} CPU s per job "
+            f"(measured: {cpu_a[cost.stage]:.1f} CPU s for {a[unit]} {unit}, {cpu_b[cost.stage]:.1f} for {b[unit]})"
         )
     per_sample = train["train_cpu_per_sample"]
     print(
