@@ -34,6 +34,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/ablation.smk"
 include: "rules/report.smk"
+include: "rules/search.smk"
 
 
 rule all:

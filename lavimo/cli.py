@@ -27,6 +27,9 @@ COMMAND_GROUPS: dict[str, tuple[str, str]] = {
     "bench": ("bench", "benchmarks that print throughput figures"),
     "report": ("report", "build the self-contained HTML report"),
     "metrics": ("metrics", "retrieval metrics (R@k, MedR) of a similarity matrix, as TMR defines them"),
+    "index": ("index", "embed a motion library (a prepared dataset or a BVH folder) for search"),
+    "search": ("search", "search an index by text, video, clip id or BVH file"),
+    "serve": ("serve", "a local web page (127.0.0.1) to search an index by text, video or a clicked result"),
 }
 
 

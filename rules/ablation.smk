@@ -17,7 +17,7 @@ rule train_ablation:
         args=ablation_train_args,
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
+        mem_mb=attempt_mem(config["train"]["mem_mb"]),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -37,7 +37,7 @@ rule evaluate_ablation:
         threshold=config["epsilon_rescaled_cos"],
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -57,7 +57,7 @@ rule features_study:
         args=lambda wildcards: features_args(wildcards, study_config(wildcards.study)["features"]),
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -77,7 +77,7 @@ rule ablation_summary:
         args=ablation_summary_args,
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=attempt_mem(1000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -94,7 +94,7 @@ rule ablation_default:
         f"{RESULTS}/logs/ablation/{{ds}}_default_copy.log",
     threads: 1
     resources:
-        mem_mb=500,
+        mem_mb=attempt_mem(500),
     conda:
         "../envs/ml.yaml"
     shell:

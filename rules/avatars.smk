@@ -16,7 +16,7 @@ rule build_avatars:
         ),
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=attempt_mem(4000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -39,7 +39,7 @@ rule avatar_contact_sheet:
         resolution=config["render"]["resolution"],
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=attempt_mem(4000),
     conda:
         "../envs/render.yaml"
     shell:

@@ -18,6 +18,12 @@ AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
 
 
+def attempt_mem(mb):
+    """A rule's `mem_mb`: ``mb`` on the first attempt, ``mb`` x attempt on each retry (`retries` in the Slurm
+    profile), so a job killed for memory comes back with more."""
+    return lambda wildcards, attempt: mb * attempt
+
+
 def dataset_root(ds):
     """Input folder of a dataset; stops the workflow at once with setup instructions when it is missing."""
     if ds == "demo":
@@ -121,6 +127,15 @@ def train_inputs(wildcards):
     if wildcards.variant == "3modal":
         inputs["features"] = f"{RESULTS}/{wildcards.ds}/features/current.json"
     return inputs
+
+
+def index_inputs(wildcards):
+    """What a search index is built from: the dataset's 3-modal run (text, video and motion encoders) and motions."""
+    return {
+        "model": f"{RESULTS}/{wildcards.ds}/runs/3modal/model.pt",
+        "config": f"{RESULTS}/{wildcards.ds}/runs/3modal/config.json",
+        "manifest": f"{RESULTS}/{wildcards.ds}/manifest.parquet",
+    }
 
 
 def set_options(settings):

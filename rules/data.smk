@@ -13,7 +13,7 @@ checkpoint prepare:
         out=lambda wildcards: f"{RESULTS}/{wildcards.ds}",
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=attempt_mem(4000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -33,7 +33,7 @@ rule prepare_amass:
         out=lambda wildcards: config["datasets"]["humanml3d"]["root"],
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:

@@ -17,7 +17,7 @@ rule evaluate:
         threshold=config["epsilon_rescaled_cos"],
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:

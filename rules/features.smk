@@ -16,7 +16,7 @@ rule features:
         args=features_args,
     threads: 2
     resources:
-        mem_mb=8000,
+        mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
@@ -36,7 +36,7 @@ rule sentences:
         args=sentences_args,
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=attempt_mem(4000),
     conda:
         "../envs/ml.yaml"
     shell:

@@ -30,7 +30,7 @@ rule render_shard:
         avatars=parent_dir("avatars"),
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=attempt_mem(3000),
     conda:
         "../envs/render.yaml"
     shell:
@@ -54,7 +54,7 @@ rule render_rejects:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=attempt_mem(1000),
     conda:
         "../envs/render.yaml"
     shell:
@@ -75,7 +75,7 @@ rule render_sheet_avatars:
         avatars=parent_dir("avatars"),
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=attempt_mem(3000),
     conda:
         "../envs/render.yaml"
     shell:
@@ -98,7 +98,7 @@ rule render_sheet_clips:
         num_frames=config["render"]["num_frames"],
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=attempt_mem(3000),
     conda:
         "../envs/render.yaml"
     shell:

@@ -31,7 +31,7 @@ rule report:
         backend=AVATAR_BACKEND,
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=attempt_mem(4000),
     conda:
         "../envs/ml.yaml"
     shell:

@@ -16,7 +16,7 @@ rule train:
         args=train_args,
     threads: config["train"]["threads"]
     resources:
-        mem_mb=config["train"]["mem_mb"],
+        mem_mb=attempt_mem(config["train"]["mem_mb"]),
     conda:
         "../envs/ml.yaml"
     shell:

@@ -58,3 +58,11 @@ def tiny_run(training_dataset: Path) -> Path:
     train(training_dataset, out, make_train_config("tiny", TINY_TRAIN), progress=False)
     evaluate_run(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def search_run(training_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 3-modal run that tells its training clips apart by caption, video and motion (search tests)."""
+    from helpers import make_search_run
+
+    return make_search_run(training_dataset, tmp_path_factory.mktemp("search"))

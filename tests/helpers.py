@@ -21,7 +21,7 @@ from torch import nn
 
 from lavimo.datasets.build import PrepareOptions
 from lavimo.datasets.demo import prepare_demo
-from lavimo.datasets.manifest import iter_motions
+from lavimo.datasets.manifest import iter_motions, load_manifest, write_manifest
 from lavimo.datasets.splits import read_split, write_splits
 from lavimo.frame_sampling import uniform_frame_indices
 from lavimo.motion.skeleton import T2M_KINEMATIC_CHAINS
@@ -58,13 +58,18 @@ def stick_figure(joints: np.ndarray, size: int = 256) -> Image.Image:
 
 
 def hold_out_splits(dataset: Path, every: int = 4) -> None:
-    """Split lists with every ``every``-th source clip (and its mirror) held out as val = test: a handful of
-    sources all land in train under the real stratified split, which leaves nothing to validate on."""
+    """Every ``every``-th source clip (and its mirror) held out as val = test, in the split lists and in the
+    manifest's split column (which the feature cache follows); no dissimilar subset. A limited demo's own split
+    holds out one or two sources for each of val and test: too few to validate and evaluate on."""
     ids = read_split(dataset / "splits" / "all.txt")
     sources = sorted({i.removeprefix("M") for i in ids})
     held = {s for k, s in enumerate(sources) if k % every == every - 1}
     test = [i for i in ids if i.removeprefix("M") in held]
-    write_splits(dataset / "splits", {"train": [i for i in ids if i not in test], "val": test, "test": test})
+    train = [i for i in ids if i not in test]
+    write_splits(dataset / "splits", {"train": train, "val": test, "test": test, "nsim_test": []})
+    manifest = load_manifest(dataset)
+    manifest["split"] = np.where(manifest["clip_id"].isin(test), "test", "train")
+    write_manifest(dataset, manifest)
 
 
 def make_training_dataset(root: Path, limit: int = 12) -> Path:
@@ -72,7 +77,6 @@ def make_training_dataset(root: Path, limit: int = 12) -> Path:
     embeddings and a feature cache of 8 stick-figure frames per clip drawn from its own joints."""
     dataset = root / "demo"
     prepare_demo(dataset, REPO / "resources" / "demo", PrepareOptions(), shard_size=16, limit=limit, workers=1)
-    from lavimo.datasets.manifest import load_manifest
     from lavimo.text.sentences import manifest_captions
 
     hold_out_splits(dataset)
@@ -147,3 +151,53 @@ def tree_digest(folder: Path) -> dict[str, str]:
         for path in sorted(folder.rglob("*"))
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     }
+
+
+class PixelBackbone(nn.Module):
+    """The frame as an 8x8 colour thumbnail, background removed and scaled: it shows the pose and which limb is
+    where (the stick figures colour each limb), so a clip and its mirror differ; deterministic and cheap."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        thumbnail = nn.functional.adaptive_avg_pool2d(x, 8).flatten(1)
+        return (thumbnail - 0.8) * 10.0  # the stick figures' grey background (230) normalises to about 0.8
+
+
+def pixel_encoder() -> FrameEncoder:
+    """A 192-d frame encoder on 32 px frames that tells poses apart (unlike :func:`tiny_encoder`)."""
+    prep = Preprocessing(32, "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return FrameEncoder(
+        "pixels", PixelBackbone(), 192, prep, WeightsInfo("random-init", None, "pixels-8x8", False, "test")
+    )
+
+
+def make_search_run(training_dataset: Path, root: Path, epochs: int = 40) -> Path:
+    """A tiny 3-modal run that tells its training clips apart by caption, video and motion: a copy of
+    ``training_dataset`` without caption embeddings (identity targets: mirrors are negatives), frames encoded by
+    :func:`pixel_encoder` without augmentation (every view the clean one), one full batch per step."""
+    import shutil
+
+    from lavimo.retrieval_data import split_ids
+    from lavimo.train import make_train_config, train
+    from lavimo.video.augment import AugmentConfig
+
+    dataset = root / "demo"
+    shutil.copytree(training_dataset, dataset, ignore=shutil.ignore_patterns("runs", "sentences", "features"))
+    plain = AugmentConfig(resize_max=256, jitter_p=0, grayscale_p=0, blur_p=0, hflip_p=0, randaugment_ops=0)
+    options = BuildOptions(views=1, batch_size=8, workers=0, progress=False, augment=plain)
+    build_feature_cache(dataset, dataset / "frames", dataset / "features", pixel_encoder(), options)
+    batch = len(split_ids(dataset, "train"))
+    overrides = {**TINY_TRAIN, "epochs": str(epochs), "batch_size": str(batch), "lr": "3e-3", "max_frames": "196"}
+    overrides |= {"eval_every": "1000", "lr_decay_start": "1000"}
+    out = dataset / "runs" / "3modal"
+    train(dataset, out, make_train_config("tiny", overrides), progress=False)
+    return out
+
+
+def write_mp4(frames_dir: Path, out: Path, count: int | None = None) -> Path:
+    """An H.264 mp4 of a clip's rendered PNG frames (the first ``count``)."""
+    from lavimo.render.video import VideoWriter
+
+    with VideoWriter(out, fps=8) as video:
+        for png in sorted(frames_dir.glob("*.png"))[:count]:
+            video.append(np.asarray(Image.open(png).convert("RGB")))
+    return out

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from workflow_helpers import snakemake_output
 
 from lavimo.ablation import describe, paired_difference, study_summary
 from lavimo.evaluate import write_metrics
-
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def test_mean_std_and_paired_difference_by_hand() -> None:
@@ -119,15 +116,7 @@ def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Pa
 
 
 def test_ablation_targets_train_every_seed_and_study(repo_root: Path) -> None:
-    result = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--forceall", "ablation_demo", "ablation_studies_demo"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
+    output = snakemake_output(repo_root, "-n", "-p", "--forceall", "ablation_demo", "ablation_studies_demo")
     commands = [line.split("Shell command: ")[-1].strip() for line in output.splitlines()]
     trains = [line for line in commands if line.startswith("lavimo train")]
     outs = {line.split("--out ")[1].split()[0] for line in trains}

@@ -16,7 +16,14 @@ from lavimo.commands import prepare as prepare_command
 from lavimo.datasets.build import PrepareOptions, Unit
 from lavimo.datasets.bundle import NOTICE, build_demo_bundle, read_bundle_index, unpack_bundle
 from lavimo.datasets.captions import CONTENT_PHRASES, STYLE_PHRASES
-from lavimo.datasets.demo import demo_units, limit_units, prepare_demo, process_demo_clip, read_label_list
+from lavimo.datasets.demo import (
+    demo_splits,
+    demo_units,
+    limit_units,
+    prepare_demo,
+    process_demo_clip,
+    read_label_list,
+)
 from lavimo.datasets.manifest import MANIFEST_COLUMNS, iter_shard, load_manifest, load_motion, shard_path
 from lavimo.datasets.splits import read_split
 from lavimo.io import read_rejections
@@ -104,6 +111,23 @@ def test_limit_takes_clips_round_robin_over_contents(demo_raw: dict[str, Path]) 
     assert len(picked) == 12 and len({u.payload["content"] for u in picked}) == 12
 
 
+def test_a_limited_demo_is_split_by_dataset_and_keeps_test_clips(demo_raw: dict[str, Path]) -> None:
+    """Four clips of four contents: stratified by content every group of one stays in train; by dataset, one of the
+    four goes to test. The whole demo is still stratified by content: every content of 15 or more has test clips."""
+    units, _ = demo_units(demo_raw)
+    picked = limit_units(units, 4)
+    assert set(demo_splits(picked, 0).values()) == {"train"}
+    limited = demo_splits(picked, 0, limited=True)
+    assert sorted(limited) == sorted(u.key for u in picked)
+    assert sorted(limited.values()) == ["test", "train", "train", "train"]
+    full = demo_splits(units, 0)
+    contents: dict[tuple[str, str], list[str]] = {}
+    for unit in units:
+        contents.setdefault((unit.payload["dataset"], unit.payload["content"]), []).append(full[unit.key])
+    large = [splits for splits in contents.values() if len(splits) >= 15]
+    assert len(large) == 20 and all("test" in splits for splits in large)
+
+
 def test_mirrored_walk_left_clip_gets_right_captions(demo_raw: dict[str, Path]) -> None:
     units, _ = demo_units(demo_raw)
     unit = next(u for u in units if u.key == "dataset-1_walk-left_happy_001")
@@ -157,6 +181,7 @@ def test_prepare_demo_cli_manifest_shards_splits_and_resume(tmp_path: Path, caps
 
     lists = {name: read_split(out / "splits" / f"{name}.txt") for name in ("train", "val", "test", "all")}
     assert sorted(lists["train"] + lists["val"] + lists["test"]) == sorted(lists["all"]) == sorted(manifest["clip_id"])
+    assert lists["test"]  # a limited demo keeps test clips
     nsim = read_split(out / "splits" / "nsim_test.txt")
     assert set(nsim) <= set(lists["test"]) and not any(c.startswith("M") for c in nsim)
     assert len({tuple(c.split("_")[1:3]) for c in nsim}) == len(nsim)

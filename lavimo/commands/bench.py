@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "train": "lavimo.bench.train:bench_train",
     "dag": "lavimo.bench.dag:bench_dag",
     "scale": "lavimo.bench.scale:bench_scale",
+    "search": "lavimo.bench.search:bench_search",
 }
 
 

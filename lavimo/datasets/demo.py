@@ -109,10 +109,14 @@ def process_demo_clip(unit: Unit, options: PrepareOptions) -> UnitResult:
     return UnitResult(out)
 
 
-def demo_splits(units: list[Unit], seed: int) -> dict[str, str]:
-    """Unit key -> split, ~80/5/15 stratified by (dataset, content)."""
+def demo_splits(units: list[Unit], seed: int, limited: bool = False) -> dict[str, str]:
+    """Unit key -> split, ~80/5/15 stratified by (dataset, content), or by dataset alone when ``limited``.
+
+    A limited demo (:func:`limit_units`) holds one or two clips of each content, and groups that small all
+    stay in train: stratified by (dataset, content) it would have no test clips, so it is stratified by dataset.
+    """
     keys = [u.key for u in units]
-    groups = [(u.payload["dataset"], u.payload["content"]) for u in units]
+    groups = [(u.payload["dataset"],) + (() if limited else (u.payload["content"],)) for u in units]
     return stratified_split(keys, groups, seed=seed)
 
 
@@ -140,12 +144,13 @@ def prepare_demo(
     out = Path(out)
     raw = unpack_bundle(bundle, out / "raw")
     units, rejected = demo_units(raw)
+    limited = limit is not None and limit < len(units)
     units = limit_units(units, limit)
     result = build_dataset(
         out,
         units,
         process_demo_clip,
-        demo_splits(units, options.seed),
+        demo_splits(units, options.seed, limited),
         options,
         shard_size=shard_size,
         clips_per_unit=2 if options.mirror else 1,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -70,6 +71,18 @@ def compose(
     return np.asarray(sheet)
 
 
+@contextlib.contextmanager
+def studio_with_avatars(
+    avatars_dir: str | os.PathLike[str], settings: StudioSettings
+) -> Iterator[tuple[Studio, AvatarBank]]:
+    """A studio holding the avatars of ``avatars_dir``, closed when the block ends."""
+    studio = Studio(settings)
+    try:
+        yield studio, AvatarBank(avatars_dir, studio)
+    finally:
+        studio.close()
+
+
 def save_sheet(path: str | os.PathLike[str], sheet: np.ndarray) -> Path:
     """Write a sheet PNG atomically."""
     with atomic_path(path) as tmp:
@@ -85,9 +98,7 @@ def avatar_sheet(
     columns: int = 5,
 ) -> Path:
     """Every avatar in rest pose, seen from one camera at one distance so that heights compare."""
-    studio = Studio(settings)
-    try:
-        bank = AvatarBank(avatars_dir, studio)
+    with studio_with_avatars(avatars_dir, settings) as (studio, bank):
         avatars = [bank.get(i) for i in range(bank.count())]
         if not avatars:
             raise FileNotFoundError(f"{avatars_dir}: no avatar files")
@@ -102,8 +113,6 @@ def avatar_sheet(
             studio.aim(reference.locations[0], reference.targets[0], rig.fov_deg)
             images.append(studio.render())
             labels.append(f"{index:02d} {avatar.name} ({avatar.height:.2f} m)")
-    finally:
-        studio.close()
     return save_sheet(out, compose(images, labels, columns, tile))
 
 
@@ -120,17 +129,13 @@ def clip_on_avatars_sheet(
     """One frame of one clip (default: its middle frame) on every avatar, framed as the dataset frames are."""
     joints = check_joints(joints)
     frame = len(joints) // 2 if frame is None else int(np.clip(frame, 0, len(joints) - 1))
-    studio = Studio(settings)
-    try:
-        bank = AvatarBank(avatars_dir, studio)
+    with studio_with_avatars(avatars_dir, settings) as (studio, bank):
         options = ClipOptions()
         images, labels = [], []
         for index in range(bank.count()):
             single = ClipJob(f"avatar{index:02d}", index, fps, joints)
             images.append(_one_frame(studio, bank, single, options, frame))
             labels.append(f"{index:02d} {bank.get(index).name}")
-    finally:
-        studio.close()
     return save_sheet(out, compose(images, labels, columns, tile))
 
 
@@ -159,15 +164,11 @@ def clip_frames_sheet(
     tile: int = 192,
 ) -> Path:
     """The ``num_frames`` sampled frames (columns) of each clip (rows), exactly as the dataset renders them."""
-    studio = Studio(settings)
-    try:
-        bank = AvatarBank(avatars_dir, studio)
+    with studio_with_avatars(avatars_dir, settings) as (studio, bank):
         images, labels, titles = [], [], []
         for job in jobs:
             indices, frames, _ = clip_images(studio, bank, job, ClipOptions(num_frames=num_frames))
             images += frames
             labels += [f"frame {int(i)}" for i in indices]
             titles.append(f"{job.clip_id}  ({bank.get(job.avatar).name}, {len(job.joints)} frames)")
-    finally:
-        studio.close()
     return save_sheet(out, compose(images, labels, num_frames, tile, titles))

@@ -35,6 +35,10 @@ class Page:
         self.toc.append((anchor, title, level))
         return f'<h{level} id="{esc(anchor)}">{esc(title)}</h{level}>'
 
+    def opening(self, anchor: str, title: str, lead: str) -> str:
+        """A section's heading and its lead paragraph (``lead`` is HTML)."""
+        return self.heading(anchor, title) + f'<p class="lead">{lead}</p>'
+
     def img(self, uri: str, alt: str, css: str = "") -> str:
         """An ``<img>`` of a data URI, counted."""
         self.images += 1

@@ -90,12 +90,11 @@ def video_examples(page: Page, ds: DatasetResults, run: Run, strips: FrameStrips
 
 def qualitative_section(tree: Tree, page: Page, examples: int, frames_per_strip: int) -> str:
     """Per dataset with retrieval.json: text-to-motion (both variants) and video-to-motion (3-modal) examples."""
-    parts = [page.heading("qualitative", "Qualitative retrieval")]
-    parts.append(
-        '<p class="lead">As in the paper\'s Figure 3: test queries and the top-3 retrieved motions, each shown '
-        f"as {frames_per_strip} of its rendered frames. The ground-truth motion has a "
-        '<span class="gt-key">green border</span>.</p>'
+    lead = (
+        f"As in the paper's Figure 3: test queries and the top-3 retrieved motions, each shown as {frames_per_strip} "
+        'of its rendered frames. The ground-truth motion has a <span class="gt-key">green border</span>.'
     )
+    parts = [page.opening("qualitative", "Qualitative retrieval", lead)]
     any_shown = False
     for ds in tree.datasets:
         runs = [run for run in ds.ordered_runs(("3modal", "2modal")) if run.retrieval]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,23 @@ RENDER_SHEETS = (  # (file in results/{ds}/, what it is, caption) written by the
         "The sampled frames of 4 clips, as the frame encoder sees them, each clip on its own avatar.",
     ),
 )
+RESULTS_LEAD = (
+    "Test-split retrieval in the layout of the paper's Tables 1&ndash;4 (TMR's protocols): "
+    "(a) the whole test split; (b) the same, counting a candidate as correct when its caption's sentence "
+    "similarity to the query's exceeds the threshold &epsilon; (its scale and value are printed under the "
+    "protocol); (c) the dissimilar subset of splits/nsim_test.txt (100 clips in TMR; fewer on small sets); "
+    "(d) shuffled batches of 32, averaged. R@k in %, MedR = median rank. Every row of the paper's tables "
+    "stands above ours, citing its table; the sentence above each table says which dataset and encoders "
+    "our rows used. The best value of each column within a protocol is bold."
+)
+ABLATION_LEAD = (
+    "Does the video modality help? Each study trains both variants with the same seeds and settings; the "
+    "difference is 3-modal &minus; 2-modal, paired by seed, with its spread over the seeds and the confidence "
+    "interval of its mean. The verdict (as ablation.json records it) says whether 3-modal is "
+    '<span class="verdict v-better">better</span>, <span class="verdict v-worse">worse</span> or '
+    '<span class="verdict v-noise">within noise</span> (for MedR lower is better). Video directions exist for '
+    "3-modal only."
+)
 ABLATION_HOWTO = (
     "No ablation yet: <code>snakemake ablation_demo</code> trains the 3-modal and 2-modal variants over several "
     "seeds and writes <code>results/demo/ablation.json</code>; other studies land in "
@@ -66,6 +83,16 @@ BANDAI_NAMCO_NOTICE = (
     'Stylization", arXiv:2306.08861.',
     "Whatever is derived from it (captions, renders, features) is non-commercial and must carry that notice.",
 )
+
+
+def plotted(tree: Tree, what: str, plot: Callable[[Any], str | None], data: Any) -> str | None:
+    """The data URI ``plot(data)`` makes; None, with ``what`` listed as failed, when plotting fails (a plotting
+    failure must not stop the report)."""
+    try:
+        return plot(data)
+    except Exception as error:
+        tree.missing.add(f"{what} failed ({type(error).__name__}: {error})")
+        return None
 
 
 def overview_section(tree: Tree, page: Page) -> str:
@@ -105,16 +132,7 @@ def result_tables(name: str, label: str, ours: Sequence[Run]) -> str:
 
 def results_section(tree: Tree, page: Page) -> str:
     """Per dataset, the paper-style tables; then the paper's numbers of datasets not run here."""
-    parts = [page.heading("results", "Retrieval results")]
-    parts.append(
-        "<p class=\"lead\">Test-split retrieval in the layout of the paper's Tables 1&ndash;4 (TMR's protocols): "
-        "(a) the whole test split; (b) the same, counting a candidate as correct when its caption's sentence "
-        "similarity to the query's exceeds the threshold &epsilon; (its scale and value are printed under the "
-        "protocol); (c) the dissimilar subset of splits/nsim_test.txt (100 clips in TMR; fewer on small sets); "
-        "(d) shuffled batches of 32, averaged. R@k in %, MedR = median rank. Every row of the paper's tables "
-        "stands above ours, citing its table; the sentence above each table says which dataset and encoders "
-        "our rows used. The best value of each column within a protocol is bold.</p>"
-    )
+    parts = [page.opening("results", "Retrieval results", RESULTS_LEAD)]
     for ds in tree.datasets:
         parts.append(page.heading(f"results-{ds.name}", ds.label, 3))
         ours = ds.ordered_runs()
@@ -156,24 +174,12 @@ def ablation_facts(ablation: Ablation) -> str:
 
 def ablation_section(tree: Tree, page: Page) -> str:
     """The studies of every dataset: a summary row each, the per-seed figure, then per study a table per protocol."""
-    parts = [page.heading("ablation", "Ablation: 3-modal vs 2-modal over seeds")]
-    parts.append(
-        '<p class="lead">Does the video modality help? Each study trains both variants with the same seeds '
-        "and settings; the difference is 3-modal &minus; 2-modal, paired by seed, with its spread over the "
-        "seeds and the confidence interval of its mean. The verdict (as ablation.json records it) says "
-        'whether 3-modal is <span class="verdict v-better">better</span>, '
-        '<span class="verdict v-worse">worse</span> or <span class="verdict v-noise">within noise</span> '
-        "(for MedR lower is better). Video directions exist for 3-modal only.</p>"
-    )
+    parts = [page.opening("ablation", "Ablation: 3-modal vs 2-modal over seeds", ABLATION_LEAD)]
     studies = [a for ds in tree.datasets for a in load_ablations(tree.results, ds.name, tree.missing)]
     if not studies:
         return "".join(parts) + f'<p class="na">{ABLATION_HOWTO}</p>'
     parts.append(ablation_summary(studies))
-    try:
-        uri = ablation_figure(studies)
-    except Exception as error:  # a plotting failure must not stop the report
-        tree.missing.add(f"ablation figure failed ({type(error).__name__}: {error})")
-        uri = None
+    uri = plotted(tree, "ablation figure", ablation_figure, studies)
     if uri is not None:
         parts.append(
             f"<figure>{page.img(uri, 'ablation: per-seed R@1')}<figcaption>R@1 under protocol (a) of every seed "
@@ -243,11 +249,7 @@ def curves_section(tree: Tree, page: Page) -> str:
         title = f"{run.label} on {dataset_label(run.dataset)}"
         parts.append(page.heading(f"curves-{run.dataset}-{run.variant}", title, 3))
         parts.append(run_facts(run))
-        try:
-            uri = training_curves(run)
-        except Exception as error:  # a plotting failure must not stop the report
-            tree.missing.add(f"{run.name}: training curves failed ({type(error).__name__}: {error})")
-            uri = None
+        uri = plotted(tree, f"{run.name}: training curves", training_curves, run)
         if uri is None:
             parts.append('<p class="na">No training history.</p>')
             continue

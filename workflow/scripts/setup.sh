@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Sets up lavimo on a fresh Debian/Ubuntu machine with Python 3.11: system libraries (GL/X for Blender's
-# bpy, ffmpeg), a virtual environment in .venv and the package with its pinned dependencies.
+# bpy, ffmpeg; Slurm and munge for the local-cluster test), a virtual environment in .venv and the package with
+# its pinned dependencies.
 # Idempotent: a rerun only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 APT_PACKAGES=(libx11-6 libxext6 libxrender1 libxfixes3 libxi6 libxxf86vm1 libxkbcommon0 libsm6 libice6 libxt6
-  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium)
+  libgl1 libglx0 libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 ffmpeg chromium chromium-driver
+  slurmctld slurmd slurm-client munge)  # tests/test_slurm.py starts its own one-node Slurm from these
+# The Slurm executor of workflow/profiles/slurm, installed without its dependencies: 2.6.x is the last line that
+# accepts numpy<2 (bpy needs it; 2.7+ requires numpy>=2.4.5), and it pins pandas<3 only for its optional
+# efficiency report. Every module it imports is already here (snakemake's interfaces, throttler).
+SLURM_EXECUTOR=(snakemake-executor-plugin-slurm==2.6.1 snakemake-executor-plugin-slurm-jobstep==0.6.1)
 PYTHON=${PYTHON:-python3.11}
 
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -31,7 +37,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.lavimo-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$( (cat pyproject.toml; echo "${SLURM_EXECUTOR[*]}") | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing lavimo and its dependencies into .venv (torch, bpy: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
@@ -39,6 +45,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
   # everything in one environment: the torch side, Blender, snakemake and the test tools
   .venv/bin/python -m pip install -q -e ".[all]"
+  .venv/bin/python -m pip install -q --no-deps "${SLURM_EXECUTOR[@]}"
   echo "$want" > "$stamp"
 fi
 log "ready: $(.venv/bin/lavimo --version)"
