@@ -12,7 +12,7 @@ import logging
 import sys
 
 from lavimo import __version__
-from lavimo.io import LavimoInputError
+from lavimo.io import DiskFullError, LavimoInputError, is_disk_full
 
 # group name -> (module under lavimo.commands, one-line help)
 COMMAND_GROUPS: dict[str, tuple[str, str]] = {
@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except LavimoInputError as error:
         print(f"lavimo: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        if not isinstance(error, DiskFullError):  # a write outside lavimo.io's atomic writes (logs, TensorBoard)
+            error = DiskFullError(error.filename or "a file being written")
+        print(f"lavimo: error: {error}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

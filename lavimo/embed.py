@@ -28,7 +28,16 @@ def load_trained(path: PathLike, device: str = "auto") -> tuple[LAVIMO, MotionSt
     """(model in eval mode, motion statistics, the stored file) from a run folder or a model/checkpoint file."""
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path
-    state = load_checkpoint(file)
+    try:
+        state = load_checkpoint(file)
+    except LavimoInputError as error:
+        if file.name != MODEL_FILE or not file.is_file():
+            raise
+        raise LavimoInputError(
+            file,
+            f"{error.problem}; rerun the run's `lavimo train` (snakemake: --forcerun train): a finished run "
+            "writes model.pt again from checkpoints/best.pt",
+        ) from error
     for key in ("model", "model_config", "motion_stats"):
         if key not in state:
             raise LavimoInputError(file, f"checkpoint lacks {key!r}")

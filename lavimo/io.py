@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import functools
 import hashlib
@@ -33,19 +34,46 @@ class LavimoInputError(ValueError):
         return (type(self), (self.path, self.problem))
 
 
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFullError(OSError):
+    """A write failed for want of space (or quota); the message names the file. Not an input error: a batch never
+    records it as a bad item, it stops, and a rerun with space goes on from the work already kept."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        super().__init__(errno.ENOSPC, "no space left on device: free some space and rerun (finished work is kept)")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.strerror}"
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.path,))
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is a write that failed for want of space or quota (numpy reports a short write to a file
+    without an errno: "N requested and M written")."""
+    if not isinstance(error, OSError):
+        return False
+    return error.errno in DISK_FULL_ERRNOS or (error.errno is None and " requested and " in str(error))
+
+
 LOCK_FILE = ".lavimo.lock"  # the lock file :func:`folder_lock` holds in a folder
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` for the block (``flock`` on ``folder/.lavimo.lock``).
+def folder_lock(folder: str | os.PathLike[str], what: str, name: str = LOCK_FILE) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` for the block (``flock`` on ``folder/{name}``).
 
     A second process that wants the same folder waits, saying once on stderr who holds it (``what`` names
-    the holder's task); the lock goes with the process, so a killed holder never leaves it stuck.
+    the holder's task); the lock goes with the process, so a killed holder never leaves it stuck. Another
+    ``name`` locks one part of a folder that several processes share (a render shard's clips).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a+") as handle:
+    with open(folder / name, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,10 +81,9 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
             holder = handle.read().strip() or "another process"
             print(f"lavimo: {folder}: waiting for {holder} to finish", file=sys.stderr, flush=True)
             fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{what} (pid {os.getpid()} on {socket.gethostname()})\n")
-        handle.flush()
+        with contextlib.suppress(OSError):  # who holds it is a courtesy (unbuffered): a full disk must not stop it
+            os.ftruncate(handle.fileno(), 0)
+            os.pwrite(handle.fileno(), f"{what} (pid {os.getpid()} on {socket.gethostname()})\n".encode(), 0)
         try:
             yield
         finally:
@@ -65,18 +92,26 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A write that fails for want of space leaves nothing behind and becomes a :class:`DiskFullError` naming ``path``.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+    tmp: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
         yield tmp
         os.replace(tmp, target)
+    except OSError as error:
+        if is_disk_full(error) and not isinstance(error, DiskFullError):
+            raise DiskFullError(target) from error
+        raise
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lavimo.checkpoints import MODEL_FILE, load_checkpoint, save_checkpoint
+from lavimo.checkpoints import MODEL_FILE, check_archive, load_checkpoint, save_checkpoint
 from lavimo.distributed import Process, all_reduce_mean, any_process, barrier, close_process, init_process
 from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
@@ -304,7 +304,12 @@ class Trainer:
         """Load ``last.pt`` when it exists; refuse a checkpoint of a different config."""
         if not self.last_path.is_file():
             return False
-        state = load_checkpoint(self.last_path)
+        try:
+            state = load_checkpoint(self.last_path)
+        except LavimoInputError as error:
+            raise LavimoInputError(
+                error.path, f"{error.problem}; delete it or pass --restart to train from the start"
+            ) from error
         saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE_FIELDS}
         wanted = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
         if saved != wanted:
@@ -477,6 +482,7 @@ class Trainer:
         """model.pt = the best validation weights (the last ones when there is no validation split)."""
         target = self.out_dir / MODEL_FILE
         if self.best_path.is_file():
+            check_archive(self.best_path, "lavimo checkpoint")  # never copy a corrupt file into model.pt
             with atomic_path(target) as tmp:
                 shutil.copyfile(self.best_path, tmp)
         else:

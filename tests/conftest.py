@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: paths to the real dataset fixtures copied into tests/data."""
+"""Shared pytest fixtures: paths to the real dataset fixtures copied into tests/data, the real avatars, small real
+prepared datasets and a tiny finished run."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ def humanml3d_fixture() -> Path:
 def kitml_fixture() -> Path:
     """TMR's real KIT-ML annotations.json and split lists."""
     return DATA / "kitml"
+
+
+@pytest.fixture(scope="session")
+def avatars_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 13 real (anny) avatars."""
+    from lavimo.avatars.build import build_avatars
+
+    out = tmp_path_factory.mktemp("avatars")
+    build_avatars("anny", out)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,20 @@
-"""Helpers shared by several test modules: a tiny frame encoder and a small real training dataset."""
+"""Helpers shared by several test modules: a tiny frame encoder, a small real training dataset, and what the fault
+drills need (a `lavimo` process with a prelude, a small disk, digests of output folders)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image, ImageDraw
 from torch import nn
@@ -84,6 +93,64 @@ def make_training_dataset(root: Path, limit: int = 12) -> Path:
     options = BuildOptions(views=2, batch_size=8, workers=0, progress=False)
     build_feature_cache(dataset, dataset / "frames", dataset / "features", tiny_encoder(input_size=32), options)
     return dataset
+
+
+def lavimo_process(*args: str, prelude: str = "", log: Path | None = None) -> subprocess.Popen:
+    """Start `lavimo ARGS` (this checkout's package) in a fresh process; ``prelude`` is Python run first (a drill
+    patches a library function there to kill the process at a chosen point). Output goes to ``log``, else a pipe."""
+    code = f"{prelude}\nimport sys\nfrom lavimo.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 (the child holds it; closed with the test)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def run_lavimo(*args: str, prelude: str = "", timeout: float = 900) -> tuple[int, str]:
+    """Run `lavimo ARGS` as :func:`lavimo_process` does and wait: (exit code, stdout and stderr)."""
+    process = lavimo_process(*args, prelude=prelude)
+    output = process.communicate(timeout=timeout)[0]
+    return process.returncode, output
+
+
+def wait_for_text(path: Path, text: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Wait until the file at ``path`` contains ``text``; fail when ``process`` ends first or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and text in path.read_text(errors="replace")):
+        if process.poll() is not None:
+            output = process.communicate()[0] if process.stdout else path.read_text(errors="replace")
+            raise AssertionError(f"ended (exit {process.returncode}) before {text!r}: {(output or '')[-3000:]}")
+        assert time.monotonic() < deadline, f"no {text!r} in {path} after {timeout} s"
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, kib: int) -> Iterator[Callable[[int], None]]:
+    """A tmpfs of ``kib`` KiB mounted on ``folder``: a disk that fills up. Yields a function that resizes it (files
+    kept). Mounting needs root (or password-less sudo); without it the test is skipped, saying why."""
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = [*sudo, "mount", "-t", "tmpfs", "-o", f"size={kib}k,mode=0777", "tmpfs", str(folder)]
+    done = subprocess.run(mount, capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs on {folder} ({done.stderr.strip()}): the disk-full drills need root or sudo")
+
+    def resize(new_kib: int) -> None:
+        subprocess.run([*sudo, "mount", "-o", f"remount,size={new_kib}k", str(folder)], check=True)
+
+    try:
+        yield resize
+    finally:
+        subprocess.run([*sudo, "umount", "--lazy", str(folder)], check=False)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (relative path -> digest), hidden files (locks, temporaries) left out."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    }
 
 
 class PixelBackbone(nn.Module):

@@ -47,3 +47,40 @@ def test_bad_config_names_the_file_and_the_key(tmp_path: Path, text: str, where:
     with pytest.raises(LavimoInputError, match=where) as error:
         load_config(path)
     assert error.value.path == str(path)
+
+
+def test_a_humanml3d_sized_dag_plans_shards_not_clips(repo_root: Path, tmp_path: Path) -> None:
+    """`lavimo bench dag`'s run on 1,000 clips: a real prepared-dataset manifest, and one render job per shard."""
+    from lavimo.bench.dag import humanml3d_dag, split_counts
+    from lavimo.datasets.manifest import load_manifest
+
+    run, shards, _ = humanml3d_dag(tmp_path, load_config(repo_root / "config.yaml"), 1000)
+    assert run.returncode == 0, run.output[-3000:]
+    manifest = load_manifest(tmp_path / "results" / "humanml3d")
+    assert len(manifest) == 1000 and shards == 8 and manifest.groupby("shard").size().max() == 128
+    assert (manifest["clip_id"].str.startswith("M") == (manifest["mirrored_from"] != "")).all()
+    assert manifest["mirrored_from"].ne("").sum() == 500
+    by_source = manifest[manifest["mirrored_from"] == ""]["split"].value_counts().to_dict()
+    assert by_source == split_counts(500)  # a clip and its mirror share a split
+    assert run.jobs["render_shard"] == shards and run.jobs["train"] == 1
+    assert run.jobs["total"] <= 3 * shards + 10  # jobs grow with shards, not with clips
+    assert 0 < run.peak_bytes < 2 * 2**30
+
+
+def test_the_projection_spreads_shard_jobs_over_the_cluster_and_keeps_one_job_stages_on_one_node() -> None:
+    from lavimo.bench.dag import split_counts
+    from lavimo.bench.scale import NODE_CORES, NODES, StageCost, fit, project, table
+
+    assert fit("x", (4, 12), (10.0, 26.0), "") == StageCost("x", 2.0, 2.0, "")
+    assert fit("x", (4, 12), (10.0, 9.0), "") == StageCost("x", 0.75, 0.0, "")  # noise: all per clip
+    costs = {name: StageCost(name, 1.0, 5.0, "sample") for name in ("prepare", "render", "features", "sentences")}
+    train = {"preset": "paper", "sample": "s", "eval_sample": "s", "train_cpu_per_sample": 2.0,
+             "eval_cpu_per_clip": 0.5}  # fmt: skip
+    rows = {r.stage.split(" ")[0]: r for r in project(costs, train, epochs=400, gpu_train=None, clips=29_232)}
+    shard_job = 5.0 + 128 * 1.0
+    assert rows["render"].machine == -(-229 // NODE_CORES) * shard_job
+    assert rows["render"].cluster == -(-229 // (NODE_CORES * NODES)) * shard_job
+    assert rows["train"].machine == rows["train"].cluster == 400 * split_counts(29_232)["train"] * 2.0 / NODE_CORES
+    assert rows["prepare"].machine == rows["prepare"].cluster == (5.0 + 29_232) / NODE_CORES
+    assert rows["features"].gpu is None and rows["train"].gpu is None and rows["render"].gpu == "CPU stage"
+    assert table(list(rows.values())).splitlines()[-1].endswith("| unmeasured |")

@@ -62,16 +62,6 @@ def read_frames(clip_dir: Path) -> np.ndarray:
     return np.stack([iio.imread(clip_dir / f"{k:02d}.png") for k in range(8)])
 
 
-@pytest.fixture(scope="session")
-def avatars_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The 13 real (anny) avatars."""
-    from lavimo.avatars.build import build_avatars
-
-    out = tmp_path_factory.mktemp("avatars")
-    build_avatars("anny", out)
-    return out
-
-
 @pytest.fixture(scope="module")
 def walk() -> np.ndarray:
     return np.load(WALK).astype(np.float32)

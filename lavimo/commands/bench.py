@@ -12,6 +12,8 @@ BENCHMARKS: dict[str, str] = {
     "render": "lavimo.bench.render:bench_render",
     "features": "lavimo.bench.features:bench_features",
     "train": "lavimo.bench.train:bench_train",
+    "dag": "lavimo.bench.dag:bench_dag",
+    "scale": "lavimo.bench.scale:bench_scale",
     "search": "lavimo.bench.search:bench_search",
 }
 
@@ -19,7 +21,7 @@ BENCHMARKS: dict[str, str] = {
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
     parser.add_argument("--config", default="config.yaml", help="workflow config (dataset paths)")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N clips (dag: clips in the DAG)")
     parser.set_defaults(func=run)
 
 

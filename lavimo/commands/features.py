@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,7 @@ def _device(name: str | None) -> str:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from lavimo.io import folder_lock
     from lavimo.video.augment import AugmentConfig
     from lavimo.video.build import BuildOptions, build_feature_cache, encode_shards
     from lavimo.video.encoders import load_frame_encoder
@@ -119,19 +121,27 @@ def run_build(args: argparse.Namespace) -> int:
     if args.shard:
         if args.limit is not None:
             raise SystemExit("lavimo features build: --limit applies to a whole build, not with --shard")
-        meta = encode_shards(args.dataset_dir, args.frames_dir, args.out, encoder, options, shards=args.shard)
+        with contextlib.ExitStack() as locks:  # shard jobs run side by side: each holds only its shards
+            for shard in sorted(args.shard):
+                locks.enter_context(
+                    folder_lock(args.out, f"lavimo features build --shard {shard}", f".shard-{shard}.lock")
+                )
+            meta = encode_shards(args.dataset_dir, args.frames_dir, args.out, encoder, options, shards=args.shard)
         print(f"{args.out / meta['encoder_id']}: shard(s) {', '.join(args.shard)} encoded")
         return 0
-    _print_cache(build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options))
+    with folder_lock(args.out, "lavimo features build"):  # one whole build per features folder at a time
+        _print_cache(build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options))
     return 0
 
 
 def run_merge(args: argparse.Namespace) -> int:
     from lavimo.datasets.manifest import shards
+    from lavimo.io import folder_lock
     from lavimo.video.build import merge_feature_cache, shards_encoder_id
 
     encoder_id = shards_encoder_id(args.out, shards(args.dataset_dir), args.pointer)
-    _print_cache(merge_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder_id, pointer=args.pointer))
+    with folder_lock(args.out, "lavimo features merge"):
+        _print_cache(merge_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder_id, pointer=args.pointer))
     return 0
 
 

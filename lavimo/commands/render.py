@@ -159,13 +159,15 @@ def _finish(args: argparse.Namespace, report) -> int:
 
 
 def run_shard(args: argparse.Namespace) -> int:
-    """`lavimo render shard`."""
+    """`lavimo render shard` (one process per shard at a time: a second waits, then skips what the first did)."""
     settings, options = _settings(args), _options(args)
-    from lavimo.render.shard import render_shard
+    from lavimo.io import folder_lock
+    from lavimo.render.shard import render_shard, shard_lock_name
 
-    report = render_shard(
-        args.dataset_dir, args.shard, args.avatars, args.frames_dir, _renders_dir(args), settings, options
-    )
+    with folder_lock(args.frames_dir, f"lavimo render shard {args.shard}", shard_lock_name(args.shard)):
+        report = render_shard(
+            args.dataset_dir, args.shard, args.avatars, args.frames_dir, _renders_dir(args), settings, options
+        )
     return _finish(args, report)
 
 

@@ -5,6 +5,8 @@ are skipped (so a rerun after a kill renders only what is missing, and a rerun w
 again); a clip that fails is recorded as a rejection and the rest go on.
 Per shard: ``{frames_dir}/{shard}.rejected.csv`` (stage ``render``) and the marker ``{frames_dir}/{shard}.done``;
 once all shards are done, :mod:`lavimo.render.rejects` merges the lists into the dataset's ``rejected.csv``.
+A full disk is not a clip's fault: it stops the process (no marker written) instead of rejecting clips, so a
+rerun with space renders what is missing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ import numpy as np
 from tqdm import tqdm
 
 from lavimo.avatars.assign import avatar_for_clip
-from lavimo.io import LavimoInputError, Rejection, load_npy, save_json, write_rejections
+from lavimo.io import (
+    DiskFullError,
+    LavimoInputError,
+    Rejection,
+    is_disk_full,
+    load_npy,
+    save_json,
+    write_rejections,
+)
 from lavimo.render.clip import (
     AvatarBank,
     ClipJob,
@@ -75,6 +85,11 @@ class RenderReport:
             "render_seconds": round(self.render_seconds, 3),
             "frames_per_second": round(rate, 3),
         }
+
+
+def shard_lock_name(shard: str) -> str:
+    """The lock file, in the frames folder, that one `lavimo render shard` process holds while it renders ``shard``."""
+    return f".{shard}.lock"
 
 
 def remove_stale_tmp(frames_dir: Path, clip_ids: Iterable[str]) -> None:
@@ -132,6 +147,8 @@ def render_pending(
                         raise failure
                     meta = render_clip(studio, bank, job, frames_dir, renders_dir, options, pool, plan)
                 except Exception as error:  # whatever one clip does wrong, the shard goes on
+                    if is_disk_full(error):  # ... but a full disk fails every clip after it: stop
+                        raise DiskFullError(getattr(error, "filename", None) or frames_dir / item.clip_id) from error
                     log.warning("%s: rejected (%s)", item.clip_id, error)
                     report.rejected.append(Rejection(item.clip_id, STAGE, source, f"{type(error).__name__}: {error}"))
                 else:
