@@ -66,3 +66,12 @@ def search_run(training_dataset: Path, tmp_path_factory: pytest.TempPathFactory)
     from helpers import make_search_run
 
     return make_search_run(training_dataset, tmp_path_factory.mktemp("search"))
+
+
+# Modules that load OpenVINO or ONNX Runtime into the test process. After them, later tests in the same
+# process crashed with a segmentation fault (seen in test_demo.py's prepare tests); they run last.
+RUNTIME_MODULES = ("test_bench_features.py", "test_encoder_runtime.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name in RUNTIME_MODULES)  # stable: the rest keep their order
