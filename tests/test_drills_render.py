@@ -18,6 +18,9 @@ from workflow_helpers import SNAKEMAKE, run_snakemake
 from lavimo.io import folder_lock, read_rejections
 from lavimo.render.shard import shard_lock_name
 
+# real processes, killed, raced or starved: tens of seconds each
+pytestmark = pytest.mark.slow
+
 SHARD = "0000"
 RESOLUTION = "128"  # small frames: the drills are about files, not pictures
 
