@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.search.ann import AnnSettings
 from lavimo.search.encode import RunEncoders, SearchInputError
 from lavimo.search.index import SearchIndex, build_index
+from lavimo.search.library import DatasetLibrary, Motion
 from lavimo.search.previews import BACKGROUND, PREVIEW_FRAMES, TILE
 from lavimo.search.query import Searcher
 from lavimo.video.cache import FeatureCache
@@ -199,6 +201,34 @@ def test_rebuild_embeds_only_new_clips_and_drops_removed_ones(
     assert (third.removed, third.total, counting.embedded) == (len(full) - len(sources), len(sources), 0)
     assert sorted(p.name for p in (out / "previews").iterdir()) == sorted(SearchIndex.load(out).clips["preview"])
     assert sorted(p.name for p in out.glob("embeddings-*.npy")) == ["embeddings-0004.npy"]  # old generations gone
+
+
+def test_a_killed_build_resumes_from_its_last_commit(
+    search_run: Path, encoders: RunEncoders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class KilledError(Exception):
+        pass
+
+    reads = []
+    original = DatasetLibrary.motions
+
+    def dies_on_the_third_chunk(self: DatasetLibrary, clip_ids: list[str]) -> Iterator[Motion]:
+        reads.append(len(clip_ids))
+        if len(reads) == 3:
+            raise KilledError
+        yield from original(self, clip_ids)
+
+    monkeypatch.setattr(DatasetLibrary, "motions", dies_on_the_third_chunk)
+    out, counting = tmp_path / "index", CountingEncoders(encoders)
+    with pytest.raises(KilledError):  # chunks of 2 x 4 clips, a commit every 8 clips
+        build_index(search_run, out, batch_size=2, commit_every=8, progress=False, encoders=counting)
+    partial = SearchIndex.load(out)
+    assert len(partial) == 16 and partial.meta["complete"] is False and partial.backend_kind == "exact"
+    monkeypatch.undo()
+    counting.embedded = 0
+    report = build_index(search_run, out, progress=False, encoders=counting)
+    assert report.kept == 16 and counting.embedded == report.embedded == report.total - 16
+    assert SearchIndex.load(out).meta["complete"] is True
 
 
 def test_hnsw_index_matches_exact_search_and_grows_in_place(

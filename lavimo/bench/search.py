@@ -169,7 +169,7 @@ def _tune(backend: Any, queries: np.ndarray, truth: np.ndarray, efforts: tuple[i
     return effort, recall
 
 
-HNSW_EFFORTS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+HNSW_EFFORTS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 IVF_EFFORTS = (4, 8, 16, 32, 64, 128, 256)
 IVF_MIN_SIZE = 10_000  # IVF-PQ's k-means needs more points than this many centroids x 40
 
@@ -193,7 +193,7 @@ def _measure_size(size: int, library: Library, text: np.ndarray, encode: Callabl
         build_s = time.perf_counter() - start
         row = {"size": size, "backend": name, "build_s": build_s, "memory_mb": backend.memory_bytes / 2**20}
         if name == "hnsw":
-            shipped = AnnSettings().ef_search
+            shipped = AnnSettings().ef_for(size)
             row["least"] = _tune(backend, text, truth, HNSW_EFFORTS)[0]
             backend.set_effort(shipped)
             row["effort"], row["recall"] = shipped, recall_at_k(truth, backend.search(text, K)[1])
@@ -277,7 +277,7 @@ def bench_search(args: argparse.Namespace) -> int:
                 f"{r.get('least', ''):>6} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['cpu50']:>8.2f} {r['recall']:>9.3f}",
                 flush=True,
             )
-    ladder = _sizes("LAVIMO_BENCH_LADDER", "1000,3000,10000,20000,30000,50000,100000")
+    ladder = _sizes("LAVIMO_BENCH_LADDER", "1000,3000,10000,20000,30000,50000,70000,100000")
     print(
         f"search alone (no text encoding), p50 ms. HNSW pays off from the size where it reaches recall "
         f"{TARGET_RECALL} and saves >= {100 * PAYOFF:.0f}% of the CPU time of an exact text query (encoding + search):"

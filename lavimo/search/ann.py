@@ -5,10 +5,13 @@
   are exact cosines of the candidates it visits; approximate only in which candidates it visits.
 
 :func:`choose_backend` picks one for a library size: exact below :data:`DEFAULT_CUTOVER` embeddings, HNSW from
-there on. The cut-over and the HNSW settings were measured with ``lavimo bench search`` (README, "Search"):
-below it one matrix product is as fast as a graph walk and needs no build. IVF-PQ was measured too and lost
-(lower recall@10 at the same latency; see the bench). Both kinds search with ``faiss.omp_set_num_threads``
-left at FAISS's default (all cores).
+there on. The cut-over and the HNSW settings were measured with ``lavimo bench search`` (README, "Search"): below
+the cut-over a matrix product costs under a tenth of a text query (the text encoder dominates) and needs no build
+nor recall loss. efSearch grows with the library (:meth:`AnnSettings.ef_for`), because the candidates a graph walk
+needs for recall@10 >= 0.95 do: 128 at 100 thousand, 512 at 1 million model-shaped embeddings. IVF-PQ was measured
+too and lost (recall@10 0.75 at 1 million with 40 re-ranked candidates). IVF-Flat reached the same recall at a
+similar latency with a 5x faster build, but its centroids are trained once on the library of the first build;
+HNSW inserts new clips natively, which an incremental index needs. FAISS uses all cores (its default).
 
 FAISS (``faiss-cpu``) is imported only when an HNSW index is built or loaded.
 """
@@ -16,6 +19,7 @@ FAISS (``faiss-cpu``) is imported only when an HNSW index is built or loaded.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +34,8 @@ HNSW = "hnsw"
 AUTO = "auto"
 BACKENDS = (AUTO, EXACT, HNSW)
 DEFAULT_CUTOVER = 50_000  # measured: see the module docstring and `lavimo bench search`
+EF_MIN = 64
+EF_PER_SQRT = 0.8  # efSearch = 0.8 sqrt(N): 253 at 100 thousand, 800 at 1 million (recall@10 0.99, 0.97; measured)
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,16 @@ class AnnSettings:
     cutover: int = DEFAULT_CUTOVER
     hnsw_m: int = 32  # graph degree (links per node per layer)
     ef_construction: int = 80  # candidate list while building
-    ef_search: int = 96  # candidate list while searching (recall vs latency)
+    ef_search: int = 0  # candidate list while searching (recall vs latency); 0: ef_for(library size)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown search backend {self.backend!r}; choose one of {BACKENDS}")
+
+    def ef_for(self, size: int) -> int:
+        """efSearch for a library of ``size``: ``ef_search`` if set, else :data:`EF_PER_SQRT` x sqrt(size), at least
+        :data:`EF_MIN` (the candidates needed for a given recall grow with the library; measured)."""
+        return self.ef_search or max(EF_MIN, math.ceil(EF_PER_SQRT * math.sqrt(size)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (stored in the index)."""
@@ -132,7 +143,7 @@ class HnswSearch:
         index = faiss.IndexHNSWFlat(embeddings.shape[1], settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = settings.ef_construction
         index.add(embeddings)
-        return cls(index, settings.ef_search)
+        return cls(index, settings.ef_for(len(embeddings)))
 
     def add(self, embeddings: np.ndarray) -> None:
         """Append vectors (rows continue after the last one)."""
@@ -177,7 +188,7 @@ def open_backend(kind: str, embeddings: np.ndarray, path: Path | None, settings:
     if kind == EXACT:
         return ExactSearch(embeddings)
     if kind == HNSW and path is not None:
-        backend = HnswSearch.load(path, settings.ef_search)
+        backend = HnswSearch.load(path, settings.ef_for(len(embeddings)))
         if backend.size != len(embeddings):
             raise LavimoInputError(path, f"FAISS index holds {backend.size} vectors, the library {len(embeddings)}")
         return backend

@@ -225,7 +225,7 @@ class _Writer:
         """The previous graph with the new rows added when the old rows are an unchanged prefix, else a new one."""
         old = self.old
         if appended_from is not None and old is not None and old.backend_kind == HNSW and old.meta["files"]["ann"]:
-            graph = HnswSearch.load(old.path / old.meta["files"]["ann"], settings.ef_search)
+            graph = HnswSearch.load(old.path / old.meta["files"]["ann"], settings.ef_for(len(embeddings)))
             if graph.size == appended_from:
                 graph.add(embeddings[appended_from:])
                 return graph
@@ -245,7 +245,12 @@ class _Writer:
             "dim": self.identity.dim,
             "model": self.identity.to_dict(),
             "library": self.library.describe(),
-            "search": {"backend": backend, "settings": settings.to_dict(), "ann_build_seconds": round(build_s, 2)},
+            "search": {
+                "backend": backend,
+                "settings": settings.to_dict(),
+                "ef_search": settings.ef_for(count) if backend == HNSW else None,
+                "ann_build_seconds": round(build_s, 2),
+            },
             "previews": {"dir": PREVIEWS, "frames": PREVIEW_FRAMES, "tile": TILE, "layout": "horizontal strip"},
             "files": files,
             "lavimo_version": __version__,
@@ -343,6 +348,11 @@ def build_index(
             writer.commit(settings, complete=False)  # a kill from here on keeps what is embedded
             appended_from, since_commit = None, 0
     bar.close()
+    if not writer.rows:
+        write_rejections(out / REJECTED, library.rejected, STAGE)
+        first = library.rejected[0] if library.rejected else None
+        problem = f"; first problem: {first.source}: {first.reason}" if first else ""
+        raise SearchInputError(library.root, f"no clip of the library could be indexed{problem}")
     backend = writer.commit(settings, complete=True, appended_from=appended_from)
     _clean_previews(out, {r["preview"] for r in writer.rows})
     write_rejections(out / REJECTED, library.rejected, STAGE)
