@@ -30,6 +30,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub look-up may hang on a machine without network
 
@@ -163,6 +164,11 @@ def load_frame_encoder(
     return model
 
 
+# Compiled OpenVINO models, kept for the life of the process: one is compiled once per process, and destroying
+# one corrupted the heap of a process that went on to use DataLoader workers and subprocesses (OpenVINO 2026.4).
+_OPENVINO_MODELS: dict[tuple[str, int], Any] = {}
+
+
 def openvino_available() -> bool:
     """Whether the ``openvino`` package is installed."""
     return importlib.util.find_spec("openvino") is not None
@@ -190,12 +196,16 @@ def openvino_backbone(encoder: FrameEncoder, threads: int) -> Callable[[torch.Te
         ov.save_model(model, tmp, compress_to_fp16=False)  # float32 weights: torch's numbers
         os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))  # the .xml (read first) lands last
         os.replace(tmp, xml)
-    core = ov.Core()
-    settings = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
-    compiled = core.compile_model(core.read_model(xml), "CPU", {**settings, "PERFORMANCE_HINT": "LATENCY"})
+    if (str(xml), threads) not in _OPENVINO_MODELS:
+        core = ov.Core()
+        settings = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "ENABLE_CPU_PINNING": False}
+        model = core.compile_model(core.read_model(xml), "CPU", {**settings, "PERFORMANCE_HINT": "LATENCY"})
+        _OPENVINO_MODELS[(str(xml), threads)] = model
+    compiled = _OPENVINO_MODELS[(str(xml), threads)]
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(compiled(x.contiguous().numpy())[0].copy())
+        # share_inputs=False: OpenVINO copies the batch in instead of keeping a pointer to memory torch frees
+        return torch.from_numpy(compiled(x.contiguous().numpy(), share_inputs=False)[0].copy())
 
     return run
 
