@@ -49,7 +49,7 @@ rule features_merge:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=attempt_mem(2000),
     conda:
         "../envs/ml.yaml"
     shell:

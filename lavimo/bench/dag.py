@@ -94,19 +94,31 @@ def _job_stats(output: str) -> dict[str, int]:
     return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.MULTILINE)}
 
 
+# Runs argv[2:] and writes its peak RSS (KiB) to argv[1]. Measuring through this small launcher matters: a child
+# forked straight from a big process (pytest after torch) reports the parent's RSS as its own peak.
+_PEAK_RSS_LAUNCHER = """
+import os, sys
+pid = os.spawnv(os.P_NOWAIT, sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def dry_run(workdir: Path, configfile: Path, target: str) -> DagRun:
     """`snakemake -n TARGET` on this checkout's Snakefile in ``workdir``: wall time and peak RSS of the process."""
     snakemake = Path(sys.executable).parent / "snakemake"
     command = [str(snakemake), target, "-n", "-s", str(REPO / "Snakefile"), "-d", str(workdir)]
-    log = workdir / "dry_run.log"
+    log, peak_file = workdir / "dry_run.log", workdir / "dry_run.peak_kib"
     with open(log, "w") as out:
         start = time.perf_counter()
-        process = subprocess.Popen([*command, "--configfile", str(configfile)], stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        launcher = [sys.executable, "-c", _PEAK_RSS_LAUNCHER, str(peak_file)]
+        returncode = subprocess.call([*launcher, *command, "--configfile", str(configfile)], stdout=out,
+                                     stderr=subprocess.STDOUT)  # fmt: skip
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
     output = log.read_text()
-    return DagRun(seconds, usage.ru_maxrss * 1024, _job_stats(output), process.returncode, output)
+    peak_kib = int(peak_file.read_text()) if peak_file.is_file() else 0  # 0: snakemake never started
+    return DagRun(seconds, peak_kib * 1024, _job_stats(output), returncode, output)
 
 
 def humanml3d_dag(scratch: Path, config: dict, clips: int) -> tuple[DagRun, int, float]:
