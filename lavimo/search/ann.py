@@ -8,8 +8,8 @@
 there on. The cut-over and the HNSW settings were measured with ``lavimo bench search`` (README, "Search"): below
 the cut-over a matrix product costs under a tenth of a text query (the text encoder dominates) and needs no build
 nor recall loss. efSearch grows with the library (:meth:`AnnSettings.ef_for`), because the candidates a graph walk
-needs for recall@10 >= 0.95 do: 128 at 100 thousand, 512 at 1 million model-shaped embeddings. IVF-PQ was measured
-too and lost (recall@10 0.75 at 1 million with 40 re-ranked candidates). IVF-Flat reached the same recall at a
+needs for recall@10 >= 0.95 do: 128 at 100 thousand, 768 at 1 million model-shaped embeddings. IVF-PQ was measured
+too and lost (recall@10 0.72 at 1 million with 40 re-ranked candidates). IVF-Flat reached the same recall at a
 similar latency with a 5x faster build, but its centroids are trained once on the library of the first build;
 HNSW inserts new clips natively, which an incremental index needs. FAISS uses all cores (its default).
 
@@ -33,7 +33,7 @@ EXACT = "exact"
 HNSW = "hnsw"
 AUTO = "auto"
 BACKENDS = (AUTO, EXACT, HNSW)
-DEFAULT_CUTOVER = 50_000  # measured: see the module docstring and `lavimo bench search`
+DEFAULT_CUTOVER = 30_000  # measured: see the module docstring and `lavimo bench search`
 EF_MIN = 64
 EF_PER_SQRT = 0.8  # efSearch = 0.8 sqrt(N): 253 at 100 thousand, 800 at 1 million (recall@10 0.99, 0.97; measured)
 
