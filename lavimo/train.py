@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import logging
 import math
@@ -87,7 +88,7 @@ class TrainConfig:
     views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
     features: str = CURRENT  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
     num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU | bf16 | fp32
+    precision: str = "auto"  # auto: bf16 where the device computes it natively (training_precision) | bf16 | fp32
     device: str = "auto"
     log_every: int = 10  # steps between TensorBoard scalars
 
@@ -156,6 +157,19 @@ def validation_score(metrics: Mapping[str, Mapping[str, float]]) -> float:
     return float(sum(metrics[d][k] for d in ("t2m", "m2t") for k in ("R@1", "R@5", "R@10")))
 
 
+def training_precision(precision: str, device: torch.device) -> str:
+    """What a run trains in: ``auto`` is bf16 autocast on CUDA and on CPUs with native bf16 arithmetic (AVX512-BF16
+    or AMX: an epoch of the demo preset takes 0.7x the fp32 time on a 2-core AVX512-BF16 CPU), fp32 elsewhere (bf16
+    is emulated there, and slower). Validation and evaluation embed in fp32 on a CPU whatever this says."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16"
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "bf16"
+    return "fp32"
+
+
 # ---- the model -----------------------------------------------------------------------------------------
 def unwrap(model: nn.Module) -> LAVIMO:
     """The LAVIMO module inside a DDP wrapper."""
@@ -205,6 +219,17 @@ def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     return RunData(train, val, stats, features, sentences)
 
 
+def data_fingerprint(data: RunData) -> dict[str, Any]:
+    """What a run's numbers depend on besides its config: the frame-feature cache (its folder name carries a hash of
+    its settings), the sentence model and the clips of each split. A checkpoint of other data is not resumed."""
+    clips = [*data.train.clip_ids, "|", *(data.val.clip_ids if data.val is not None else [])]
+    return {
+        "features": None if data.features is None else data.features.encoder_id,
+        "sentences": None if data.sentences is None else data.sentences.meta.get("weights_sha256"),
+        "clips": hashlib.sha256("\n".join(clips).encode()).hexdigest()[:16],
+    }
+
+
 def resolved_config(dataset_dir: Path, cfg: TrainConfig, model: LAVIMO, data: RunData, proc: Process) -> dict[str, Any]:
     """The run's config.json: everything needed to know (and redo) what was trained."""
     features = data.features
@@ -233,6 +258,7 @@ def resolved_config(dataset_dir: Path, cfg: TrainConfig, model: LAVIMO, data: Ru
             else platform.processor(),
             "world_size": proc.world_size,
             "host": platform.node(),
+            "training_precision": training_precision(cfg.precision, proc.device),
         },
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
@@ -244,6 +270,7 @@ class Trainer:
     def __init__(self, dataset_dir: PathLike, out_dir: PathLike, cfg: TrainConfig, progress: bool = True) -> None:
         self.dataset_dir, self.out_dir, self.cfg, self.progress = Path(dataset_dir), Path(out_dir), cfg, progress
         self.proc = init_process(cfg.device)
+        self.precision = training_precision(cfg.precision, self.proc.device)
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
         self.data = load_run_data(self.dataset_dir, cfg)
         features = self.data.features
@@ -298,10 +325,12 @@ class Trainer:
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "history": self.history,
+            "data": data_fingerprint(self.data),
         }
 
     def resume(self) -> bool:
-        """Load ``last.pt`` when it exists; refuse a checkpoint of a different config."""
+        """Load ``last.pt`` when it exists; refuse a checkpoint of a different config, start over from one of other
+        data (:func:`data_fingerprint`)."""
         if not self.last_path.is_file():
             return False
         try:
@@ -319,6 +348,18 @@ class Trainer:
                 f"holds a run with other settings ({', '.join(changed)}); "
                 "pass --restart to start over or use another --out",
             )
+        if state.get("data") != data_fingerprint(self.data):
+            # the caches changed since (e.g. the workflow rebuilt the features with other settings): the checkpoint
+            # would continue a model of other data, so the run starts over
+            log.warning(
+                "%s was trained on other data (%s, now %s): starting over",
+                self.last_path,
+                state.get("data"),
+                data_fingerprint(self.data),
+            )
+            if self.proc.is_main:
+                self.best_path.unlink(missing_ok=True)  # never let model.pt become the old data's weights
+            return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
@@ -380,7 +421,7 @@ class Trainer:
             lr = lr_at(self.step, cfg, steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(proc.device, cfg.precision):
+            with autocast(proc.device, self.precision):
                 out = self.ddp(_to_device(batch, proc.device))
             losses = {k: float(v.detach()) for k, v in out.items() if k.startswith("loss")}
             self._stop_if_not_finite(losses["loss"], batch["clip_ids"])

@@ -17,7 +17,7 @@ rule train_ablation:
         dataset_dir=parent_dir("manifest", None),
         run_dir=lambda wildcards, output: os.path.dirname(output.model),
         args=ablation_train_args,
-    threads: config["train"]["threads"]
+    threads: train_threads
     resources:
         mem_mb=attempt_mem(config["train"]["mem_mb"]),
     conda:

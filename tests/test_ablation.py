@@ -120,14 +120,16 @@ def test_ablation_targets_train_every_seed_and_study(repo_root: Path) -> None:
     commands = [line.split("Shell command: ")[-1].strip() for line in output.splitlines()]
     trains = [line for line in commands if line.startswith("lavimo train")]
     outs = {line.split("--out ")[1].split()[0] for line in trains}
-    # default study: seed 0 is the pipeline's own run; seeds 1, 2 of both variants; 4 studies x 3 seeds (3-modal)
+    # default study: seed 0 is the pipeline's own run; seeds 1, 2 of both variants; 5 studies x 3 seeds (3-modal)
     assert "results/demo/runs/3modal" in outs and "results/demo/runs/2modal" in outs
     assert {f"results/demo/ablation/default/{v}/seed{s}" for v in ("3modal", "2modal") for s in (1, 2)} <= outs
     assert not any("/2modal/" in o for o in outs if "/default/" not in o)  # video-only studies reuse 2-modal runs
-    assert len(outs) == 2 + 4 + 4 * 3
+    assert len(outs) == 2 + 4 + 5 * 3
     views8 = next(line for line in trains if "ablation/views8/3modal/seed2" in line)
     assert "--set seed=2" in views8 and "--set views=8" in views8 and "--set features=ablation-views8" in views8
     assert "--set model.epsilon_rescaled_cos=0.8" in views8
     builds = [line for line in commands if line.startswith("lavimo features build")]
     assert any("--pointer ablation-no_hflip" in b and "--hflip-p 0.0" in b for b in builds)
     assert any("--pointer ablation-views8" in b and "--views 8" in b for b in builds)
+    # the demo caches 1 view (features.views: auto, lavimo/presets.py); the views4 study keeps 4 measurable
+    assert any("--pointer ablation-views4" in b and "--views 4" in b for b in builds)

@@ -156,6 +156,25 @@ def test_a_checkpoint_of_another_format_or_without_one_is_refused(
     assert error.value.path == str(out / "checkpoints" / "last.pt")
 
 
+def test_a_checkpoint_of_other_data_is_not_resumed(training_dataset: Path, tiny_run: Path, tmp_path: Path) -> None:
+    # the workflow rebuilds the features with other settings (say, features.views): the run must start over,
+    # not finish at once from a last.pt trained on the old cache, nor hand on the old best.pt as model.pt
+    last = torch.load(tiny_run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert last["data"]["features"] == FeatureCache.open_current(training_dataset / "features").encoder_id
+    out = tmp_path / "3modal"
+    (out / "checkpoints").mkdir(parents=True)
+    torch.save(last, out / "checkpoints" / "last.pt")
+    torch.save(last, out / "checkpoints" / "best.pt")
+    same = Trainer(training_dataset, out, make_train_config("tiny", TINY), progress=False)
+    assert same.resume() and same.epoch == last["epoch"]
+    torch.save(
+        {**last, "data": {**last["data"], "features": "efficientnet-lite0-0000000000"}}, out / "checkpoints" / "last.pt"
+    )
+    other = Trainer(training_dataset, out, make_train_config("tiny", TINY), progress=False)
+    assert not other.resume() and other.epoch == 0 and not (out / "checkpoints" / "best.pt").exists()
+    assert json.loads((tiny_run / "config.json").read_text())["environment"]["training_precision"] in ("bf16", "fp32")
+
+
 def test_two_modal_run_needs_no_video(training_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "2modal"
     train(

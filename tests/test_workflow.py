@@ -13,7 +13,7 @@ import yaml
 from workflow_helpers import run_snakemake, snakemake_output
 
 from lavimo.cli import build_parser
-from lavimo.presets import AUTO, PRESETS, resolve_preset
+from lavimo.presets import AUTO, FEATURE_VIEWS, PRESETS, resolve_preset, resolve_views
 
 
 def _schema(repo_root: Path) -> dict:
@@ -92,6 +92,24 @@ def test_train_rule_passes_the_resolved_preset_and_the_overrides(repo_root: Path
     assert f"--preset {resolve_preset('auto', 'demo')}" in command and "--variant 2modal" in command
     for key, value in overrides.items():
         assert f"--set {key}={value}" in command
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(2, 1), (4, 2), (32, 8)])
+def test_the_variants_train_side_by_side_on_a_share_of_the_cores(repo_root: Path, cores: int, threads: int) -> None:
+    targets = [f"results/demo/runs/{v}/model.pt" for v in ("3modal", "2modal")]
+    output = snakemake_output(repo_root, "-n", "--forceall", "--cores", str(cores), *targets, timeout=120)
+    blocks = [
+        output[i : output.index("wildcards:", i)] for i in range(len(output)) if output.startswith("rule train:", i)
+    ]
+    jobs = [output[output.index("wildcards:", output.index(b)) :].split("\n\n")[0] for b in blocks]
+    assert len(jobs) == 2  # half the cores each, up to train.threads (8); snakemake prints no `threads: 1`
+    assert all((f"threads: {threads}" in job) == (threads > 1) for job in jobs), jobs
+
+
+def test_feature_views_auto_is_the_presets() -> None:
+    assert resolve_views(AUTO, AUTO, "demo") == FEATURE_VIEWS["demo"] == 1
+    assert resolve_views(AUTO, AUTO, "humanml3d") == resolve_views(AUTO, "paper", "demo") == 4
+    assert resolve_views(8, AUTO, "demo") == 8
 
 
 def test_the_schema_names_the_presets(repo_root: Path) -> None:
