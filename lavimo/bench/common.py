@@ -12,6 +12,7 @@ import jsonschema
 import yaml
 
 from lavimo.io import LavimoInputError
+from lavimo.presets import resolve_views
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -43,6 +44,12 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         where = "/".join(map(str, error.absolute_path)) or "the top level"
         raise LavimoInputError(config_path, f"{error.message} (at {where}; schema {SCHEMA.name})") from error
     return config
+
+
+def full_dataset_views(config: dict[str, Any]) -> int:
+    """Views per training clip the benches measure: those of a full dataset (HumanML3D) under this config, what the
+    projections are for (``features.views: auto`` caches fewer for the demo)."""
+    return resolve_views(config["features"]["views"], config["preset"], "humanml3d")
 
 
 def demo_bvh_files(config: dict[str, Any], scratch: Path) -> list[Path]:

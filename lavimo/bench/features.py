@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lavimo.bench.common import load_config
+from lavimo.bench.common import full_dataset_views, load_config
 from lavimo.video.build import BuildOptions, ClipViews, build_feature_cache, plan_items
 from lavimo.video.encoders import FrameEncoder, load_frame_encoder, openvino_available
 
@@ -278,7 +278,7 @@ def bench_features(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     limit = args.limit or SAMPLE_CLIPS
-    views = int(config["features"]["views"])
+    views = full_dataset_views(config)
     options = BuildOptions(views=views, batch_size=BUILD_BATCH, progress=False, limit=limit)
     resolved = load_frame_encoder(checkpoint=os.environ.get("LAVIMO_BENCH_CHECKPOINT"), device=device)
     encoders = [resolved]

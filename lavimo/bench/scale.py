@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lavimo.bench.common import load_config
+from lavimo.bench.common import full_dataset_views, load_config
 from lavimo.bench.dag import HUMANML3D_CLIPS, split_counts
 from lavimo.bench.render import demo_avatars
 
@@ -101,7 +101,7 @@ def render_args(config: dict[str, Any]) -> list[str]:
 def features_args(config: dict[str, Any]) -> list[str]:
     """The options `lavimo features build` gets from the config (as rules/common.smk passes them)."""
     feats = config["features"]
-    args = ["--encoder", feats["encoder"], "--views", str(feats["views"])]
+    args = ["--encoder", feats["encoder"], "--views", str(full_dataset_views(config))]
     args += ["--frames", str(config["render"]["num_frames"])]
     args += ["--batch-size", str(feats["batch_size"]), "--seed", str(feats["seed"])]
     return args + (["--checkpoint", str(feats["checkpoint"])] if feats["checkpoint"] else [])
@@ -333,7 +333,7 @@ def bench_scale(args: argparse.Namespace) -> int:
         f"{os.getloadavg()[0]:.2f} after), demo samples of {n1} and {n2} clips (prepare and sentences: {n1} and "
         f"{c3['clips']}); render {config['render']['engine']} {config['render']['resolution']}x"
         f"{config['render']['resolution']}; features {encoder['name']} (weights: {encoder['weights']['source']}), "
-        f"{config['features']['views']} views per training clip (the larger sample's splits: {splits}); training "
+        f"{full_dataset_views(config)} views per training clip (the larger sample's splits: {splits}); training "
         f"preset {preset} ({train['parameters_m']:.1f} M parameters, text encoder {train['text_encoder']})"
     )
     for cost in costs.values():
