@@ -273,6 +273,7 @@ class Trainer:
         self.precision = training_precision(cfg.precision, self.proc.device)
         torch.manual_seed(cfg.seed)  # identical initial weights in every process
         self.data = load_run_data(self.dataset_dir, cfg)
+        self.data_fingerprint = data_fingerprint(self.data)
         features = self.data.features
         model_cfg = cfg.model_config(features.dim if features else None, features.num_frames if features else None)
         self.model = LAVIMO(model_cfg).to(self.proc.device)
@@ -325,7 +326,7 @@ class Trainer:
             "best_score": self.best_score,
             "best_epoch": self.best_epoch,
             "history": self.history,
-            "data": data_fingerprint(self.data),
+            "data": self.data_fingerprint,
         }
 
     def resume(self) -> bool:
@@ -348,14 +349,14 @@ class Trainer:
                 f"holds a run with other settings ({', '.join(changed)}); "
                 "pass --restart to start over or use another --out",
             )
-        if state.get("data") != data_fingerprint(self.data):
+        if state.get("data") != self.data_fingerprint:
             # the caches changed since (e.g. the workflow rebuilt the features with other settings): the checkpoint
             # would continue a model of other data, so the run starts over
             log.warning(
                 "%s was trained on other data (%s, now %s): starting over",
                 self.last_path,
                 state.get("data"),
-                data_fingerprint(self.data),
+                self.data_fingerprint,
             )
             if self.proc.is_main:
                 self.best_path.unlink(missing_ok=True)  # never let model.pt become the old data's weights

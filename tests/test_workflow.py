@@ -98,10 +98,7 @@ def test_train_rule_passes_the_resolved_preset_and_the_overrides(repo_root: Path
 def test_the_variants_train_side_by_side_on_a_share_of_the_cores(repo_root: Path, cores: int, threads: int) -> None:
     targets = [f"results/demo/runs/{v}/model.pt" for v in ("3modal", "2modal")]
     output = snakemake_output(repo_root, "-n", "--forceall", "--cores", str(cores), *targets, timeout=120)
-    blocks = [
-        output[i : output.index("wildcards:", i)] for i in range(len(output)) if output.startswith("rule train:", i)
-    ]
-    jobs = [output[output.index("wildcards:", output.index(b)) :].split("\n\n")[0] for b in blocks]
+    jobs = [block.split("\n\n")[0] for block in output.split("rule train:")[1:]]  # each job's lines
     assert len(jobs) == 2  # half the cores each, up to train.threads (8); snakemake prints no `threads: 1`
     assert all((f"threads: {threads}" in job) == (threads > 1) for job in jobs), jobs
 
