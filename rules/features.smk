@@ -21,6 +21,7 @@ rule features:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=features_args,
     threads: 1
+    priority: PRIORITY["features"]
     resources:
         mem_mb=attempt_mem(8000),
     conda:
@@ -48,6 +49,7 @@ rule features_merge:
     params:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
     threads: 1
+    priority: PRIORITY["features"]
     resources:
         mem_mb=attempt_mem(2000),
     conda:

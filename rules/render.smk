@@ -32,6 +32,7 @@ rule render_shard:
         dataset_dir=lambda wildcards: f"{RESULTS}/{wildcards.ds}",
         avatars=parent_dir("avatars"),
     threads: 1
+    priority: PRIORITY["render"]
     resources:
         mem_mb=attempt_mem(3000),
     conda:

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 import yaml
 from workflow_helpers import run_snakemake, snakemake_output
@@ -101,6 +102,24 @@ def test_the_variants_train_side_by_side_on_a_share_of_the_cores(repo_root: Path
     jobs = [block.split("\n\n")[0] for block in output.split("rule train:")[1:]]  # each job's lines
     assert len(jobs) == 2  # half the cores each, up to train.threads (8); snakemake prints no `threads: 1`
     assert all((f"threads: {threads}" in job) == (threads > 1) for job in jobs), jobs
+
+
+def test_the_render_shards_go_first_and_the_trainings_last(repo_root: Path, tmp_path: Path) -> None:
+    """On few cores a free core takes a render shard before a feature shard, and either before a training (the
+    2-modal run is ready from the start and must not take a core from rendering)."""
+    results = tmp_path / "results"
+    (results / "demo").mkdir(parents=True)
+    # the prepare checkpoint's output (the shard column is all the DAG reads), so the dry run lists the shard jobs
+    pd.DataFrame({"shard": ["0000", "0000", "0001"]}).to_parquet(results / "demo" / "manifest.parquet")
+    output = snakemake_output(repo_root, "-n", "--cores", "2", "all", "--config", f"results_dir={results}", timeout=180)
+    priorities: dict[str, set[int]] = {}
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:)", output)[1:]:
+        rule = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block).group(1)
+        found = re.search(r"^\s+priority: (\d+)$", block, flags=re.MULTILINE)
+        priorities.setdefault(rule, set()).add(int(found.group(1)) if found else 0)
+    assert {"render_shard", "features", "train"} <= priorities.keys()
+    assert all(len(values) == 1 for values in priorities.values()), priorities
+    assert min(priorities["render_shard"]) > max(priorities["features"]) > max(priorities["train"])
 
 
 def test_feature_views_auto_is_the_presets() -> None:
