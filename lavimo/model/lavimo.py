@@ -46,7 +46,7 @@ class LAVIMO(nn.Module):
         )
         self.requested_config = config
         self.config = self._effective_config(config)
-        lean_dropout_(self)  # same numbers, less training memory on the CPU
+        lean_dropout_(self)  # same distribution, less time and training memory on the CPU
 
     def _effective_config(self, config: ModelConfig) -> ModelConfig:
         """The config that rebuilds this exact architecture (records a text-backbone fallback)."""
