@@ -17,7 +17,7 @@ rule train_ablation:
         dataset_dir=parent_dir("manifest", None),
         run_dir=lambda wildcards, output: os.path.dirname(output.model),
         args=ablation_train_args,
-    threads: train_threads
+    threads: run_threads
     resources:
         mem_mb=attempt_mem(config["train"]["mem_mb"]),
     conda:
@@ -39,7 +39,7 @@ rule evaluate_ablation:
     params:
         run_dir=parent_dir("model", None),
         threshold=config["epsilon_rescaled_cos"],
-    threads: 2
+    threads: run_threads
     resources:
         mem_mb=attempt_mem(8000),
     conda:

@@ -160,10 +160,11 @@ def train_args(wildcards):
     return shlex.join(str(a) for a in args)
 
 
-def train_threads(wildcards):
-    """Threads of a training job: train.threads, but no more than an equal share of the local cores for each
-    variant, so that the runs train side by side. The demo's small model does an epoch only 1.5x faster on 2
-    threads than on 1: on 2 cores its two runs, one thread each, finish sooner than one after the other."""
+def run_threads(wildcards):
+    """Threads of a run's training or evaluation job: train.threads, but no more than an equal share of the
+    local cores for each variant, so that the runs train (and then evaluate) side by side. The demo's small model
+    does an epoch only 1.5x faster on 2 threads than on 1: on 2 cores its two runs, one thread each, finish sooner
+    than one after the other."""
     threads = config["train"]["threads"]
     try:
         cores = workflow.cores

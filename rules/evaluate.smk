@@ -17,7 +17,7 @@ rule evaluate:
     params:
         run_dir=parent_dir("model", None),
         threshold=config["epsilon_rescaled_cos"],
-    threads: 2
+    threads: run_threads
     resources:
         mem_mb=attempt_mem(8000),
     conda:

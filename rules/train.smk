@@ -16,7 +16,7 @@ rule train:
         dataset_dir=parent_dir("manifest", None),
         run_dir=lambda wildcards, output: os.path.dirname(output.model),
         args=train_args,
-    threads: train_threads
+    threads: run_threads
     resources:
         mem_mb=attempt_mem(config["train"]["mem_mb"]),
     conda:

@@ -51,15 +51,17 @@ install_with_uv() {
   for source in $(pip_setting find-links); do args+=(--find-links "$source"); done
   for source in $(pip_setting extra-index-url); do args+=(--extra-index-url "$source"); done
   local index; index=$(pip_setting index-url); [ -n "$index" ] && args+=(--index-url "$index")
+  # --compile-bytecode, as pip does by default: where PYTHONDONTWRITEBYTECODE is set (it is on the development
+  # machine), every job would otherwise recompile torch & co. at import, about 5 s of CPU per job
   .venv/bin/uv pip install -q "${args[@]}" "torch==2.14.1" "torchvision==0.29.1" -e ".[all]" &&
-    .venv/bin/uv pip install -q "${args[@]}" --no-deps "${SLURM_EXECUTOR[@]}"
+    .venv/bin/uv pip install -q "${args[@]}" --compile-bytecode --no-deps "${SLURM_EXECUTOR[@]}"
 }
 install_with_pip() {
   .venv/bin/python -m pip install -q --upgrade pip
   # torch/torchvision first and pinned, so no other package pulls a different build
-  .venv/bin/python -m pip install -q --no-compile "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/python -m pip install -q --no-compile -e ".[all]"
-  .venv/bin/python -m pip install -q --no-compile --no-deps "${SLURM_EXECUTOR[@]}"
+  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+  .venv/bin/python -m pip install -q -e ".[all]"
+  .venv/bin/python -m pip install -q --no-deps "${SLURM_EXECUTOR[@]}"
 }
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
