@@ -53,7 +53,7 @@ install_with_uv() {
   local index; index=$(pip_setting index-url); [ -n "$index" ] && args+=(--index-url "$index")
   # --compile-bytecode, as pip does by default: where PYTHONDONTWRITEBYTECODE is set (it is on the development
   # machine), every job would otherwise recompile torch & co. at import, about 5 s of CPU per job
-  .venv/bin/uv pip install -q "${args[@]}" "torch==2.14.1" "torchvision==0.29.1" -e ".[all]" &&
+  .venv/bin/uv pip install -q "${args[@]}" --compile-bytecode "torch==2.14.1" "torchvision==0.29.1" -e ".[all]" &&
     .venv/bin/uv pip install -q "${args[@]}" --compile-bytecode --no-deps "${SLURM_EXECUTOR[@]}"
 }
 install_with_pip() {
