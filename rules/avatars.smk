@@ -17,6 +17,7 @@ rule build_avatars:
             else ""
         ),
     threads: 1
+    priority: PRIORITY["avatars"]
     resources:
         mem_mb=attempt_mem(4000),
     conda:

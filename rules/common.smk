@@ -16,11 +16,13 @@ shell.prefix(f'export PATH="$PATH:{os.path.dirname(sys.executable)}"; ')
 RESULTS = config["results_dir"]
 AVATAR_BACKEND = config["avatars"]["backend"]
 AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
-# Which ready job takes a free core first (rules without one have priority 0): the render shards, the long pole of
-# a run, then each shard's frame features, and the trainings last. Without it a 2-modal run, ready from the start,
-# took one of two cores from the render shards and the 3-modal run then trained alone on one thread at the end;
-# with it both runs train side by side after the features (issue 14).
-PRIORITY = {"render": 2, "features": 1}
+# Which ready job takes a free core first (rules without one have priority 0): the avatars, which gate every render
+# shard, then the render shards, the long pole of a run, then each shard's frame features, and the trainings last.
+# Without it a 2-modal run, ready early, took one of two cores from the render shards and the 3-modal run then
+# trained alone on one thread at the end; with it both runs train side by side after the features (issue 14).
+# The avatars go before `prepare` too: prepare takes both cores of a 2-core machine, so the two cannot overlap, and
+# the avatars first leave no core free for the 2-modal run when `sentences` ends.
+PRIORITY = {"avatars": 3, "render": 2, "features": 1}
 
 
 def attempt_mem(mb):

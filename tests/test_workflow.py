@@ -104,9 +104,10 @@ def test_the_variants_train_side_by_side_on_a_share_of_the_cores(repo_root: Path
     assert all((f"threads: {threads}" in job) == (threads > 1) for job in jobs), jobs
 
 
-def test_the_render_shards_go_first_and_the_trainings_last(repo_root: Path, tmp_path: Path) -> None:
-    """On few cores a free core takes a render shard before a feature shard, and either before a training (the
-    2-modal run is ready from the start and must not take a core from rendering)."""
+def test_the_avatars_and_render_shards_go_first_and_the_trainings_last(repo_root: Path, tmp_path: Path) -> None:
+    """On few cores a free core takes the avatars (they gate every render shard) before anything, then a render
+    shard before a feature shard, and either before a training (the 2-modal run is ready early and must not take a
+    core from rendering)."""
     results = tmp_path / "results"
     (results / "demo").mkdir(parents=True)
     # the prepare checkpoint's output (the shard column is all the DAG reads), so the dry run lists the shard jobs
@@ -117,8 +118,10 @@ def test_the_render_shards_go_first_and_the_trainings_last(repo_root: Path, tmp_
         rule = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block).group(1)
         found = re.search(r"^\s+priority: (\d+)$", block, flags=re.MULTILINE)
         priorities.setdefault(rule, set()).add(int(found.group(1)) if found else 0)
-    assert {"render_shard", "features", "train"} <= priorities.keys()
+    assert {"build_avatars", "render_shard", "features", "train"} <= priorities.keys()
     assert all(len(values) == 1 for values in priorities.values()), priorities
+    others = set().union(*(values for rule, values in priorities.items() if rule != "build_avatars"))
+    assert min(priorities["build_avatars"]) > max(others)
     assert min(priorities["render_shard"]) > max(priorities["features"]) > max(priorities["train"])
 
 
