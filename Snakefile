@@ -43,6 +43,7 @@ include: "rules/search.smk"
 rule all:
     default_target: True
     input:
+        STATIC_TARGETS,
         default_targets,
 
 

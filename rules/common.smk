@@ -20,8 +20,9 @@ AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
 # shard, then the render shards, the long pole of a run, then each shard's frame features, and the trainings last.
 # Without it a 2-modal run, ready early, took one of two cores from the render shards and the 3-modal run then
 # trained alone on one thread at the end; with it both runs train side by side after the features (issue 14).
-# The avatars go before `prepare` too: prepare takes both cores of a 2-core machine, so the two cannot overlap, and
-# the avatars first leave no core free for the 2-modal run when `sentences` ends.
+# The avatars go before `prepare` too (they are in the first DAG, see STATIC_TARGETS): on 2 cores the two cannot
+# overlap (prepare takes both), and with the avatars done first the core `sentences` frees goes to a render shard.
+# The other way round, a 3 s race between avatars and sentences decided whether the 2-modal run took that core.
 PRIORITY = {"avatars": 3, "render": 2, "features": 1}
 
 
@@ -74,9 +75,15 @@ def rendered_shards(ds):
     return lambda wildcards: expand(f"{RESULTS}/{ds}/frames/{{shard}}.done", shard=dataset_shards(ds))
 
 
+# What a plain `snakemake` builds that is known before `prepare` has run (the rule `all` lists it apart from
+# `default_targets`): so the avatars are in the first DAG and, with their priority, start before `prepare`.
+STATIC_TARGETS = [f"{AVATAR_DIR}/contact_sheet.png"]
+
+
 def default_targets(wildcards):
-    """What a plain `snakemake` builds: everything the pipeline has so far, for the enabled datasets."""
-    targets = [f"{AVATAR_DIR}/contact_sheet.png"]
+    """What a plain `snakemake` builds besides STATIC_TARGETS: everything the pipeline has so far, for the enabled
+    datasets. The render shards are known only once `prepare` (a checkpoint) has run."""
+    targets = []
     for ds in config["datasets_enabled"]:
         targets.append(f"{RESULTS}/{ds}/manifest.parquet")
         targets += rendered_shards(ds)(wildcards) + expand(RENDER_EXTRAS, ds=ds)

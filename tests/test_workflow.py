@@ -109,6 +109,9 @@ def test_the_avatars_and_render_shards_go_first_and_the_trainings_last(repo_root
     shard before a feature shard, and either before a training (the 2-modal run is ready early and must not take a
     core from rendering)."""
     results = tmp_path / "results"
+    # before `prepare` (a checkpoint) has run, the first DAG already has the avatars, so they can start first
+    first_dag = snakemake_output(repo_root, "-n", "--cores", "2", "all", "--config", f"results_dir={results}")
+    assert re.search(r"^build_avatars\s+1$", first_dag, flags=re.MULTILINE), first_dag
     (results / "demo").mkdir(parents=True)
     # the prepare checkpoint's output (the shard column is all the DAG reads), so the dry run lists the shard jobs
     pd.DataFrame({"shard": ["0000", "0000", "0001"]}).to_parquet(results / "demo" / "manifest.parquet")
