@@ -23,7 +23,8 @@ AVATAR_DIR = f"{RESULTS}/avatars/{AVATAR_BACKEND}"
 # The avatars go before `prepare` too (they are in the first DAG, see STATIC_TARGETS): on 2 cores the two cannot
 # overlap (prepare takes both), and with the avatars done first the core `sentences` frees goes to a render shard.
 # The other way round, a 3 s race between avatars and sentences decided whether the 2-modal run took that core.
-PRIORITY = {"avatars": 3, "render": 2, "features": 1}
+# The caption embeddings (`sentences`) go with the render shards, so that they are not left for the end.
+PRIORITY = {"avatars": 3, "render": 2, "sentences": 2, "features": 1}
 
 
 def attempt_mem(mb):

@@ -72,6 +72,7 @@ rule sentences:
         dataset_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=sentences_args,
     threads: 1
+    priority: PRIORITY["sentences"]
     resources:
         mem_mb=attempt_mem(4000),
     conda:

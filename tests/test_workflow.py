@@ -126,6 +126,7 @@ def test_the_avatars_and_render_shards_go_first_and_the_trainings_last(repo_root
     others = set().union(*(values for rule, values in priorities.items() if rule != "build_avatars"))
     assert min(priorities["build_avatars"]) > max(others)
     assert min(priorities["render_shard"]) > max(priorities["features"]) > max(priorities["train"])
+    assert min(priorities["sentences"]) > max(priorities["train"])
 
 
 def test_feature_views_auto_is_the_presets() -> None:
