@@ -84,3 +84,17 @@ def test_the_projection_spreads_shard_jobs_over_the_cluster_and_keeps_one_job_st
     assert rows["prepare"].machine == rows["prepare"].cluster == (5.0 + 29_232) / NODE_CORES
     assert rows["features"].gpu is None and rows["train"].gpu is None and rows["render"].gpu == "CPU stage"
     assert table(list(rows.values())).splitlines()[-1].endswith("| unmeasured |")
+
+
+def test_bench_train_measures_each_precision_and_projects_humanml3d(training_dataset: Path) -> None:
+    """`lavimo bench train` (LAVIMO_BENCH_PRECISIONS=fp32,bf16): each precision is the one trained with."""
+    from lavimo.bench.train import HUMANML3D_TRAIN_CLIPS, measure, projected_hours
+    from lavimo.train import make_train_config
+
+    for precision in ("fp32", "bf16"):
+        result = measure("tiny", str(training_dataset), steps=2, precision=precision, batch_size=4)
+        assert result["precision"] == precision and result["variant"] == "3modal"
+        assert result["samples_per_s"] > 0 and result["peak_memory_mb"] > 0
+        assert result["epochs"] == make_train_config("tiny", {}).epochs
+    assert HUMANML3D_TRAIN_CLIPS == 23_384
+    assert projected_hours(23_384 / 3600, 400) == pytest.approx(400.0)

@@ -7,8 +7,10 @@ peak memory (GPU: torch.cuda.max_memory_allocated; CPU: the process's peak RSS),
 step time spent waiting for the next batch (target < 5%). Breakdown: weights + optimizer state, and the
 activations autograd saved for backward in the warm-up step (distinct storages), with the share of the
 (L x L) attention maps (the math attention path is taken in training: dropout > 0).
-Environment knobs: LAVIMO_BENCH_PRESETS
-(default "demo,paper"), LAVIMO_BENCH_STEPS (steps per size, default 8).
+Also printed: the time the preset's epochs (400 for `paper`) would take on HumanML3D's 23,384 training clips
+(mirrors included) at the measured rate. Environment knobs: LAVIMO_BENCH_PRESETS (default "demo,paper"),
+LAVIMO_BENCH_PRECISIONS (training precisions, default "auto"; "bf16,fp32" measures both, e.g. on a GPU),
+LAVIMO_BENCH_STEPS (steps per size, default 8).
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from typing import Any
 
 from lavimo.bench.common import load_config
 
+HUMANML3D_TRAIN_CLIPS = 23_384  # HumanML3D's train list with its mirrored copies
+
+
+def projected_hours(samples_per_s: float, epochs: int, clips: int = HUMANML3D_TRAIN_CLIPS) -> float:
+    """Hours that ``epochs`` epochs of ``clips`` training clips take at ``samples_per_s``."""
+    return epochs * clips / samples_per_s / 3600
+
 
 def _dataset_dir(config: dict[str, Any]) -> Path | None:
     """The first enabled dataset (the demo set first) that has been prepared and has caption embeddings."""
@@ -33,14 +42,16 @@ def _dataset_dir(config: dict[str, Any]) -> Path | None:
     return None
 
 
-def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
-    """One size: a real Trainer, one warm-up step, then ``steps`` timed training steps (in a child process)."""
+def measure(preset: str, dataset_dir: str, steps: int, precision: str = "auto", batch_size: int = 64) -> dict[str, Any]:
+    """One size at one training precision: a real Trainer, one warm-up step, then ``steps`` timed training steps
+    (the bench runs it in a child process, so that the peak memory is its own)."""
     import torch
 
     from lavimo.train import Trainer, make_train_config
 
     variant = "3modal" if (Path(dataset_dir) / "features" / "current.json").is_file() else "2modal"
-    cfg = make_train_config(preset, {"batch_size": 64, "epochs": 1, "variant": variant})
+    epochs = make_train_config(preset, {}).epochs
+    cfg = make_train_config(preset, {"batch_size": batch_size, "epochs": 1, "variant": variant, "precision": precision})
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(dataset_dir, out, cfg, progress=False)
         steps = min(steps, len(trainer.sampler) - 1)
@@ -65,6 +76,8 @@ def _measure(preset: str, dataset_dir: str, steps: int) -> dict[str, Any]:
             "preset": preset,
             "variant": variant,
             "device": str(device),
+            "precision": trainer.precision,
+            "epochs": epochs,
             "parameters_m": counts["total"] / 1e6,
             "trainable_m": counts["trainable"] / 1e6,
             "text_encoder": trainer.model.text_encoder_source.split(" (")[0],
@@ -110,9 +123,9 @@ class _NoBar:
         pass
 
 
-def _child(preset: str, dataset_dir: str, steps: int, queue: Any) -> None:
+def _child(preset: str, dataset_dir: str, steps: int, precision: str, queue: Any) -> None:
     try:
-        queue.put(_measure(preset, dataset_dir, steps))
+        queue.put(measure(preset, dataset_dir, steps, precision))
     except Exception as error:  # reported by the parent
         queue.put({"preset": preset, "error": f"{type(error).__name__}: {error}"})
 
@@ -125,26 +138,37 @@ def bench_train(args: argparse.Namespace) -> int:
         return 1
     steps = int(os.environ.get("LAVIMO_BENCH_STEPS", "8"))
     presets = os.environ.get("LAVIMO_BENCH_PRESETS", "demo,paper").split(",")
+    precisions = os.environ.get("LAVIMO_BENCH_PRECISIONS", "auto").split(",")
     context = multiprocessing.get_context("spawn")
     print(f"bench train: {dataset_dir}, batch 64, {steps} timed steps per size (after 1 warm-up step)")
     for preset in presets:
-        queue = context.Queue()
-        process = context.Process(target=_child, args=(preset, str(dataset_dir), steps, queue))
-        process.start()
-        result = queue.get()
-        process.join()
-        if "error" in result:
-            print(f"  {preset:6s} failed: {result['error']}")
-            continue
-        print(
-            f"  {preset:6s} {result['variant']} on {result['device']}: {result['parameters_m']:.1f} M parameters "
-            f"({result['trainable_m']:.1f} M trainable, text {result['text_encoder']}) | "
-            f"{result['samples_per_s']:.1f} samples/s | peak memory {result['peak_memory_mb']:.0f} MB | "
-            f"data wait {100 * result['data_wait_fraction']:.2f}% of step time"
-        )
-        print(
-            f"         memory: weights + optimizer state {result['weights_optimizer_mb']:.0f} MB, "
-            f"activations saved for backward {result['activations_mb']:.0f} MB (of which "
-            f"{result['attention_maps_mb']:.0f} MB attention maps, longest sequence {result['frames']})"
-        )
+        for precision in precisions:
+            queue = context.Queue()
+            process = context.Process(target=_child, args=(preset, str(dataset_dir), steps, precision, queue))
+            process.start()
+            result = queue.get()
+            process.join()
+            if "error" in result:
+                print(f"  {preset:6s} {precision} failed: {result['error']}")
+                continue
+            _print_result(result)
     return 0
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    print(
+        f"  {result['preset']:6s} {result['variant']} on {result['device']}, {result['precision']}: "
+        f"{result['parameters_m']:.1f} M parameters ({result['trainable_m']:.1f} M trainable, text "
+        f"{result['text_encoder']}) | {result['samples_per_s']:.1f} samples/s | peak memory "
+        f"{result['peak_memory_mb']:.0f} MB | data wait {100 * result['data_wait_fraction']:.2f}% of step time"
+    )
+    print(
+        f"         memory: weights + optimizer state {result['weights_optimizer_mb']:.0f} MB, "
+        f"activations saved for backward {result['activations_mb']:.0f} MB (of which "
+        f"{result['attention_maps_mb']:.0f} MB attention maps, longest sequence {result['frames']})"
+    )
+    hours = projected_hours(result["samples_per_s"], result["epochs"])
+    print(
+        f"         projected: {result['epochs']} epochs (the preset's) of HumanML3D's {HUMANML3D_TRAIN_CLIPS:,} "
+        f"training clips at this rate: {hours:.1f} h"
+    )
