@@ -30,6 +30,7 @@ from lavimo.layout import mirror_clip_id
 REPO = Path(__file__).resolve().parents[2]
 HUMANML3D_CLIPS = 29_232  # HumanML3D with its mirrored copies
 SPLIT_SHARES = {"train": 0.80, "val": 0.05, "test": 0.15}  # HumanML3D's lists: 23,384 / 1,460 / 4,384 clips
+HUMANML3D_TRAIN_CLIPS = 23_384  # HumanML3D's train list with its mirrored copies
 TARGET_SECONDS, TARGET_BYTES = 60.0, 2 * 2**30
 CAPTIONS = ("a person walks forward and stops.", "someone waves with the right hand.", "a man jumps twice.")
 

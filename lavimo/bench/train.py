@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lavimo.bench.common import load_config
-
-HUMANML3D_TRAIN_CLIPS = 23_384  # HumanML3D's train list with its mirrored copies
+from lavimo.bench.dag import HUMANML3D_TRAIN_CLIPS
 
 
 def projected_hours(samples_per_s: float, epochs: int, clips: int = HUMANML3D_TRAIN_CLIPS) -> float:

@@ -66,8 +66,8 @@ install_with_pip() {
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing lavimo and its dependencies into .venv (torch with its CUDA libraries, bpy: 5.6 GB)"
-  # uv unpacks the wheels in parallel: setup took 1 min 8 s to 1 min 18 s here, bytecode included, against 2 min
-  # 49 s with pip; pip is the fallback
+  # uv unpacks the wheels in parallel: setup took 59 s to 1 min 18 s here, bytecode included (1 min 46 s on a
+  # machine just booted), against 2 min 49 s with pip; pip is the fallback
   if ! install_with_uv; then
     log "uv could not install the environment; installing with pip (a few minutes)"
     install_with_pip
