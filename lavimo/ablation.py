@@ -116,7 +116,7 @@ def study_summary(
         "variants": list(VARIANTS),
         "runs": {v: {str(s): str(runs[v][s]) for s in seeds} for v in VARIANTS},
         "encoders": run_encoders(runs["3modal"][seeds[0]]),
-        "caption_similarity": any_run.get("caption_similarity", {"scale": "(1+cos)/2", "threshold": None}),
+        "caption_similarity": any_run.get("caption_similarity", {"protocol_b": None, "training_targets": None}),
         "confidence": CONFIDENCE,
         "results": summarise(metrics),
     }

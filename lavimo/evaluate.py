@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lavimo.io import save_json, save_text
-from lavimo.text.similarity import caption_similarity
+from lavimo.text.similarity import DEFAULT_PROTOCOL_B_SCALE, on_scale
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,13 @@ def cosine_sims(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _normalise_rows(a) @ _normalise_rows(b).T
 
 
-def threshold_mask(text_emb: np.ndarray, threshold: float) -> np.ndarray:
-    """(N, N) bool: captions i and j similar, i.e. s = (1 + cos) / 2 > threshold (= ε), or i == j.
+def threshold_mask(text_emb: np.ndarray, threshold: float, scale: str = DEFAULT_PROTOCOL_B_SCALE) -> np.ndarray:
+    """(N, N) bool: captions i and j similar, i.e. s > threshold on ``scale``, or i == j.
 
-    Paper, section 4.2: "we set the threshold to 0.8, same to the negative filtering threshold" (one scale
-    for both: lavimo.text.similarity).
+    Paper, section 4.2: "we set the threshold to 0.8, same to the negative filtering threshold", TMR's, read on
+    s = (1 + cos) / 2 (the default; lavimo.text.similarity explains the two scales).
     """
-    mask = caption_similarity(cosine_sims(text_emb, text_emb)) > threshold
+    mask = on_scale(cosine_sims(text_emb, text_emb), scale) > threshold
     np.fill_diagonal(mask, True)
     return mask
 
@@ -113,6 +113,7 @@ def evaluate_pair(
     threshold: float = 0.8,
     batch_size: int = 32,
     seed: int = 0,
+    threshold_scale: str = DEFAULT_PROTOCOL_B_SCALE,
 ) -> dict[str, dict[str, float]]:
     """Metrics of a square matrix (rows: queries of modality A, columns: candidates of B), not rounded.
 
@@ -133,7 +134,7 @@ def evaluate_pair(
             raise ValueError("the threshold protocol needs caption sentence embeddings (text_emb)")
         if len(text_emb) != n:
             raise ValueError(f"text_emb has {len(text_emb)} rows, the similarity matrix {n}")
-        return _pair_metrics(sims, threshold_mask(text_emb, threshold))
+        return _pair_metrics(sims, threshold_mask(text_emb, threshold, threshold_scale))
     batches = guo_batches(n, batch_size, seed)
     if not batches:
         raise ValueError(f"the guo protocol needs at least batch_size={batch_size} items, got {n}")
@@ -164,6 +165,7 @@ def evaluate_embeddings(
     protocols: tuple[str, ...] = PROTOCOLS,
     batch_size: int = 32,
     seed: int = 0,
+    threshold_scale: str = DEFAULT_PROTOCOL_B_SCALE,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """{protocol: {direction: metrics}} for aligned "text", "motion" and optional "video" embeddings.
 
@@ -212,7 +214,7 @@ def evaluate_embeddings(
         for (fwd, rev), matrix in sims.items():
             if order is not None:
                 matrix = matrix[np.ix_(order, order)]
-            pair = evaluate_pair(matrix, protocol, text_emb, threshold, batch_size, seed)
+            pair = evaluate_pair(matrix, protocol, text_emb, threshold, batch_size, seed, threshold_scale)
             results[protocol][fwd] = pair["forward"]
             results[protocol][rev] = pair["reverse"]
     return round_metrics(results)

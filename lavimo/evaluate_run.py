@@ -18,9 +18,10 @@ from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
 from lavimo.io import LavimoInputError, read_json, save_json, save_npz
 from lavimo.layout import CURRENT, features_dir
+from lavimo.model.config import ModelConfig
 from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.text.sentences import open_sentence_cache
-from lavimo.text.similarity import check_epsilon, similarity_record
+from lavimo.text.similarity import DEFAULT_PROTOCOL_B_SCALE, check_threshold, similarity_record
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def evaluate_run(
     threshold: float = 0.8,
     checkpoint: str = MODEL_FILE,
     device: str = "auto",
+    threshold_scale: str = DEFAULT_PROTOCOL_B_SCALE,
 ) -> dict[str, Any]:
     """Embed a run's test split and write metrics.json, metrics.csv, retrieval.json and test_embeddings.npz.
 
@@ -61,7 +63,7 @@ def evaluate_run(
     if not config_path.is_file():
         raise LavimoInputError(config_path, "no run config: train the run first")
     config = read_json(config_path, "run config")
-    threshold = check_epsilon(threshold)
+    threshold = check_threshold(threshold, threshold_scale)
     dataset_dir = Path(dataset_dir or config["dataset_dir"])
     model_path = Path(checkpoint) if Path(checkpoint).is_file() else run_dir / checkpoint
     out_dir = evaluation_dir(run_dir, Path(config["dataset_dir"]), dataset_dir, split, model_path)
@@ -75,7 +77,9 @@ def evaluate_run(
         "variant": config.get("variant"),
         "split": split,
         "threshold": threshold,
-        "caption_similarity": similarity_record(threshold),
+        "caption_similarity": similarity_record(
+            (threshold, threshold_scale), ModelConfig.from_dict(config.get("model", {})).train_targets
+        ),
         "checkpoint": model_path.name,
         "epoch": int(state.get("epoch", 0)),
     }
@@ -102,7 +106,9 @@ def evaluate_run(
     nsim_path = dataset_dir / "splits" / "nsim_test.txt"
     nsim = split_ids(dataset_dir, "nsim_test") if split == "test" and nsim_path.is_file() else None
     sentence = emb.get("sentence")
-    results = evaluate_embeddings({"text": emb["text"], "motion": emb["motion"]}, sentence, ids, nsim, threshold)
+    results = evaluate_embeddings(
+        {"text": emb["text"], "motion": emb["motion"]}, sentence, ids, nsim, threshold, threshold_scale=threshold_scale
+    )
     if "video" in emb:
         keep = np.flatnonzero(emb["video_valid"])
         if keep.size < len(ids):
@@ -118,6 +124,7 @@ def evaluate_run(
             [ids[i] for i in keep],
             nsim,
             threshold,
+            threshold_scale=threshold_scale,
         )
         for protocol, by_direction in video.items():
             results.setdefault(protocol, {}).update({d: by_direction[d] for d in ("v2m", "m2v")})

@@ -8,10 +8,16 @@ video features from the feature cache, sentence embeddings from the sentence cac
 Randomness (which caption, which crop, which augmented view) is a pure function of (seed, epoch, clip
 index), so a run resumed at an epoch boundary sees exactly the samples an uninterrupted run would, with
 any number of DataLoader workers or processes.
+
+A training view flipped left-right shows the mirrored motion. ``hflip_pairing="original"`` pairs it with the
+clip's own motion and caption anyway (the paper flips at random and says no more); ``"mirror"`` pairs it with the
+mirrored clip's motion and caption (the ``M`` clip of the same source, same length and caption count), so the pair
+stays true ("raises the left arm" with a video of the left arm rising).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,11 +31,14 @@ from torch import Tensor
 from lavimo.datasets.manifest import MANIFEST, iter_shard, load_manifest
 from lavimo.datasets.splits import read_split
 from lavimo.io import LavimoInputError, load_npy
+from lavimo.layout import MIRROR_PREFIX, mirror_clip_id, unmirrored_id
 from lavimo.text.sentences import SentenceCache
 from lavimo.video.cache import FeatureCache
 
+log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 STD_FLOOR = 1e-2  # features with a smaller spread (e.g. constant contacts) are not blown up by normalisation
+HFLIP_PAIRINGS = ("original", "mirror")
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,10 @@ class RetrievalDataset(torch.utils.data.Dataset):
         seed: int = 0,
         ids: Sequence[str] | None = None,
         max_views: int = 0,
+        hflip_pairing: str = "original",
     ) -> None:
+        if hflip_pairing not in HFLIP_PAIRINGS:
+            raise ValueError(f"hflip_pairing must be one of {list(HFLIP_PAIRINGS)}, got {hflip_pairing!r}")
         self.dataset_dir = Path(dataset_dir)
         self.max_views = max_views  # training draws from the first max_views cached views (0 = all)
         self.split, self.train, self.seed, self.max_frames = split, train, seed, max_frames
@@ -140,6 +152,30 @@ class RetrievalDataset(torch.utils.data.Dataset):
         self.sentence_rows = None
         if sentences is not None:
             self.sentence_rows = [[sentences.rows[c.strip()] for c in caps] for caps in self.captions]
+        self.mirror_of = self._mirrors() if train and features is not None and hflip_pairing == "mirror" else None
+
+    def _mirrors(self) -> dict[int, int]:
+        """{index: index of its mirrored clip} for the clips whose mirror is in this split with as many captions
+        and frames; a flipped view of any other clip keeps its own motion (counted in a warning)."""
+        assert self.features is not None
+        if not self.features.records_flips:
+            self.features.view_flipped(self.clip_ids[0], 0)  # raises the input error that names the cache
+        position = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
+        pairs = {}
+        for i, clip_id in enumerate(self.clip_ids):
+            other = unmirrored_id(clip_id) if clip_id.startswith(MIRROR_PREFIX) else mirror_clip_id(clip_id)
+            j = position.get(other)
+            same_shape = j is not None and len(self.captions[j]) == len(self.captions[i])
+            if same_shape and len(self.motions[j]) == len(self.motions[i]):
+                pairs[i] = j
+        if len(pairs) < len(self.clip_ids):
+            log.warning(
+                "hflip_pairing=mirror: %d of %d %s clips have no mirror here; their flipped views keep their motion",
+                len(self.clip_ids) - len(pairs),
+                len(self.clip_ids),
+                self.split,
+            )
+        return pairs
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -161,33 +197,40 @@ class RetrievalDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = sample_rng(self.seed, self.epoch, index) if self.train else None
-        motion = self.motions[index]
-        excess = len(motion) - self.max_frames
+        excess = len(self.motions[index]) - self.max_frames
+        start = 0
         if excess > 0:
             start = int(rng.integers(excess + 1)) if rng is not None else excess // 2
-            motion = motion[start : start + self.max_frames]
         caption = self.caption_index(index, rng)
+        clip_id = self.clip_ids[index]
+        video = None
+        if self.features is not None:
+            video, video_valid, flipped = self._video(clip_id, rng)
+            if flipped and self.mirror_of is not None and index in self.mirror_of:
+                index = self.mirror_of[index]  # the mirrored clip's motion and caption: what the flipped view shows
         sample: dict[str, Any] = {
-            "clip_id": self.clip_ids[index],
-            "motion": torch.from_numpy(np.ascontiguousarray(motion)),
+            "clip_id": clip_id,
+            "motion": torch.from_numpy(np.ascontiguousarray(self.motions[index][start : start + self.max_frames])),
             "text": self.captions[index][caption],
         }
         if self.sentence_rows is not None:
             row = self.sentence_rows[index][caption]
             sample["sentence_emb"] = torch.from_numpy(np.array(self.sentences.embeddings[row], dtype=np.float32))
-        if self.features is not None:
-            sample["video"], sample["video_valid"] = self._video(self.clip_ids[index], rng)
+        if video is not None:
+            sample["video"], sample["video_valid"] = video, video_valid
         return sample
 
-    def _video(self, clip_id: str, rng: np.random.Generator | None) -> tuple[Tensor, bool]:
-        """(F, D) float32 features of one view, or zeros and False when the clip was not rendered/encoded."""
+    def _video(self, clip_id: str, rng: np.random.Generator | None) -> tuple[Tensor, bool, bool]:
+        """(F, D) float32 features of one view, whether the clip has any (zeros and False when it was not
+        rendered/encoded), and whether the view is flipped (only looked up when flipped views are re-paired)."""
         if clip_id not in self.features:
-            return torch.zeros(self.features.num_frames, self.features.dim), False
+            return torch.zeros(self.features.num_frames, self.features.dim), False, False
         views = self.features.n_views(clip_id)
         if self.max_views > 0:
             views = min(views, self.max_views)
         view = int(rng.integers(views)) if rng is not None else 0
-        return torch.from_numpy(np.array(self.features.get(clip_id, view), dtype=np.float32)), True
+        flipped = self.mirror_of is not None and self.features.view_flipped(clip_id, view)
+        return torch.from_numpy(np.array(self.features.get(clip_id, view), dtype=np.float32)), True, flipped
 
 
 class Collate:

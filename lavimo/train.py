@@ -49,6 +49,7 @@ from lavimo.layout import CURRENT, features_dir, sentences_dir
 from lavimo.model import LAVIMO, ModelConfig
 from lavimo.presets import TRAIN_PRESETS
 from lavimo.retrieval_data import (
+    HFLIP_PAIRINGS,
     Collate,
     EpochBatchSampler,
     MotionStats,
@@ -87,6 +88,9 @@ class TrainConfig:
     seed: int = 0
     views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
     features: str = CURRENT  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
+    # a flipped training view with: "original" the clip's own motion and caption (the paper says no more),
+    # "mirror" the mirrored clip's, which is what the flipped view shows (lavimo.retrieval_data)
+    hflip_pairing: str = "original"
     num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
     precision: str = "auto"  # auto: bf16 where the device computes it natively (training_precision) | bf16 | fp32
     device: str = "auto"
@@ -137,6 +141,8 @@ def make_train_config(preset: str, overrides: Mapping[str, Any] | None = None) -
         setattr(cfg, key, coerce(value, current) if isinstance(value, str) else value)
     if cfg.variant not in ("3modal", "2modal"):
         raise ValueError(f"variant must be 3modal or 2modal, got {cfg.variant!r}")
+    if cfg.hflip_pairing not in HFLIP_PAIRINGS:
+        raise ValueError(f"hflip_pairing must be one of {list(HFLIP_PAIRINGS)}, got {cfg.hflip_pairing!r}")
     return cfg
 
 
@@ -211,7 +217,16 @@ def load_run_data(dataset_dir: PathLike, cfg: TrainConfig) -> RunData:
     train_ids = split_ids(dataset_dir, "train")
     stats = compute_motion_stats(dataset_dir, train_ids)
     common = {"features": features, "sentences": sentences, "max_frames": cfg.max_frames, "seed": cfg.seed}
-    train = RetrievalDataset(dataset_dir, "train", stats, train=True, ids=train_ids, max_views=cfg.views, **common)
+    train = RetrievalDataset(
+        dataset_dir,
+        "train",
+        stats,
+        train=True,
+        ids=train_ids,
+        max_views=cfg.views,
+        hflip_pairing=cfg.hflip_pairing,
+        **common,
+    )
     val_ids = split_ids(dataset_dir, cfg.val_split)
     val = RetrievalDataset(dataset_dir, cfg.val_split, stats, ids=val_ids, **common) if val_ids else None
     if val is None:

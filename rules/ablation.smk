@@ -38,14 +38,14 @@ rule evaluate_ablation:
         f"{RESULTS}/benchmarks/evaluate_ablation/{{ds}}_{{study}}_{{variant}}_seed{{seed}}.tsv"
     params:
         run_dir=parent_dir("model", None),
-        threshold=config["epsilon_rescaled_cos"],
+        args=evaluate_args(),
     threads: run_threads
     resources:
         mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo evaluate --run {params.run_dir} --threshold {params.threshold} > {log} 2>&1"
+        "lavimo evaluate --run {params.run_dir} {params.args} > {log} 2>&1"
 
 
 rule features_study:

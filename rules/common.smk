@@ -163,11 +163,25 @@ def set_options(settings):
 
 
 def train_args(wildcards):
-    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py), the overrides, ε."""
+    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py), the training
+    targets, the overrides (which may change the targets, as the target studies do)."""
     args = ["--preset", resolve_preset(config["preset"], wildcards.ds), "--nproc", config["train"]["nproc"]]
+    targets = config["train_targets"]
+    args += set_options(
+        {
+            "model.soft_targets": targets["rule"],
+            "model.target_threshold": targets["threshold"],
+            "model.target_scale": targets["scale"],
+        }
+    )
     args += set_options(config["train"]["overrides"])
-    args += set_options({"model.epsilon_rescaled_cos": config["epsilon_rescaled_cos"]})
     return shlex.join(str(a) for a in args)
+
+
+def evaluate_args():
+    """Command-line options of `lavimo evaluate` from the config: protocol (b)'s threshold and its scale."""
+    protocol_b = config["protocol_b"]
+    return shlex.join(["--threshold", str(protocol_b["threshold"]), "--threshold-scale", protocol_b["scale"]])
 
 
 def run_threads(wildcards):

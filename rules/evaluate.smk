@@ -16,14 +16,14 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{{ds}}_{{variant}}.tsv"
     params:
         run_dir=parent_dir("model", None),
-        threshold=config["epsilon_rescaled_cos"],
+        args=evaluate_args(),
     threads: run_threads
     resources:
         mem_mb=attempt_mem(8000),
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo evaluate --run {params.run_dir} --threshold {params.threshold} > {log} 2>&1"
+        "lavimo evaluate --run {params.run_dir} {params.args} > {log} 2>&1"
 
 
 rule evaluate_all:

@@ -10,6 +10,7 @@ from workflow_helpers import snakemake_output
 
 from lavimo.ablation import describe, paired_difference, study_summary
 from lavimo.evaluate import write_metrics
+from lavimo.text.similarity import similarity_record
 
 
 def test_mean_std_and_paired_difference_by_hand() -> None:
@@ -30,7 +31,8 @@ def _fake_run(path: Path, r1: float, video: bool) -> Path:
     metrics = {
         d: {"R@1": r1, "R@2": r1 + 5, "R@3": r1 + 8, "R@5": r1 + 12, "R@10": r1 + 20, "MedR": 3.0} for d in directions
     }
-    extra = {"variant": "3modal" if video else "2modal", "caption_similarity": {"scale": "(1+cos)/2", "threshold": 0.8}}
+    similarity = similarity_record((0.8, "(1+cos)/2"), ("keep", 0.8, "cos"))
+    extra = {"variant": "3modal" if video else "2modal", "caption_similarity": similarity}
     write_metrics({"normal": metrics}, path / "metrics.json", path / "metrics.csv", extra)
     return path
 
@@ -44,7 +46,7 @@ def test_summary_pairs_seeds_and_leaves_video_directions_unpaired(tmp_path: Path
     cell = summary["results"]["normal"]["t2m"]["R@1"]
     assert cell["3modal"]["mean"] == 42.0 and cell["2modal"]["std"] == 0.0 and cell["verdict"] == "within noise"
     assert set(summary["results"]["normal"]["v2m"]["R@1"]) == {"3modal"}  # no 2-modal video, no verdict
-    assert summary["seeds"] == [0, 1, 2] and summary["caption_similarity"]["scale"] == "(1+cos)/2"
+    assert summary["seeds"] == [0, 1, 2] and summary["caption_similarity"]["protocol_b"]["scale"] == "(1+cos)/2"
     del runs["2modal"][2]
     assert study_summary(runs, "demo")["seeds"] == [0, 1]  # only seeds both variants have are paired
     (tmp_path / "2m0" / "metrics.json").unlink()
@@ -109,9 +111,8 @@ def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Pa
     assert (tiny_run / "metrics.json").read_bytes() == before
     other = json.loads((tiny_run / "evaluations" / "demo_val" / "metrics.json").read_text())
     assert other["split"] == "val" and other["caption_similarity"] == {
-        "scale": "(1+cos)/2",
-        "threshold": 0.8,
-        "used_for": ["training targets", "protocol (b)"],
+        "protocol_b": {"threshold": 0.8, "scale": "(1+cos)/2", "rule": "correct where s > threshold"},
+        "training_targets": {"rule": "keep", "threshold": 0.8, "scale": "cos"},
     }
 
 

@@ -8,7 +8,8 @@ import torch
 from torchvision.transforms.v2 import functional as tvf
 
 from lavimo.frame_sampling import uniform_frame_indices
-from lavimo.video.augment import AugmentConfig, gaussian_blur_fast, make_views, view_seed
+from lavimo.video.augment import AugmentConfig, gaussian_blur_fast, make_views
+from lavimo.video.draws import view_flipped, view_seed
 
 CFG = AugmentConfig()
 
@@ -66,3 +67,19 @@ def test_fast_blur_matches_torchvision() -> None:
         ours = gaussian_blur_fast(frames, sigma, 23).int()
         ref = tvf.gaussian_blur(frames, [23, 23], [sigma, sigma]).int()
         assert (ours - ref).abs().max() <= 1
+
+
+def test_the_flip_is_its_own_draw_and_the_other_ops_keep_their_stream() -> None:
+    """A view is flipped exactly when view_flipped says so, and its other random ops are the unflipped view's: so
+    training can pair a flipped view with the mirrored motion (hflip_pairing: mirror)."""
+    import dataclasses
+
+    clip = _clip(n=2)
+    draws = [view_flipped(0, "clip", v, CFG.hflip_p) for v in range(16)]
+    assert 4 <= sum(draws) <= 12  # p = 0.5
+    assert [view_flipped(0, "clip", v, 0.0) for v in range(16)] == [False] * 16
+    assert [view_flipped(0, "clip", v, 1.0) for v in range(16)] == [True] * 16
+    flipped = make_views(clip, "clip", 16, CFG, 64, seed=0, train=True)
+    never = make_views(clip, "clip", 16, dataclasses.replace(CFG, hflip_p=0.0), 64, seed=0, train=True)
+    for v, was_flipped in enumerate(draws):
+        assert torch.equal(flipped[v], never[v].flip(-1) if was_flipped else never[v])

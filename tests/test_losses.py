@@ -24,36 +24,82 @@ def _unit(angle_cos: float) -> list[float]:
 
 def test_soft_target_threshold_diagonal_and_normalisation() -> None:
     emb = torch.tensor([[1.0, 0.0], _unit(0.9), [0.0, 1.0], [-1.0, 0.0]]) * 3.0  # scale must not matter
-    scores = soft_target_scores(emb, epsilon=0.8)
+    scores = soft_target_scores(emb)  # the paper's formula: raw cos >= 0.8, the cosine kept as the weight
     assert torch.allclose(scores.diag(), torch.ones(4))
-    assert scores[0, 1] == pytest.approx(0.95, abs=1e-5)  # s = (1 + 0.9) / 2, kept as a score, not a hard 1
-    assert scores[0, 2] == 0.0 and scores[1, 2] == 0.0  # s = 0.5 and ~0.72: below epsilon
-    assert scores[0, 3] == 0.0  # opposite captions: s = 0
-    target = soft_target_matrix(emb, epsilon=0.8)
+    assert scores[0, 1] == pytest.approx(0.9, abs=1e-5)  # cos 0.9, kept as a score, not a hard 1
+    assert scores[0, 2] == 0.0 and scores[1, 2] == 0.0  # cos 0 and ~0.44: below ε
+    assert scores[0, 3] == 0.0  # opposite captions
+    target = soft_target_matrix(emb)
     assert torch.allclose(target.sum(dim=1), torch.ones(4))
-    assert torch.allclose(target[0], torch.tensor([1.0, 0.95, 0.0, 0.0]) / 1.95, atol=1e-5)
+    assert torch.allclose(target[0], torch.tensor([1.0, 0.9, 0.0, 0.0]) / 1.9, atol=1e-5)
     assert torch.allclose(target[2], torch.tensor([0.0, 0.0, 1.0, 0.0]))
-    stricter = soft_target_scores(emb, epsilon=0.96)
-    assert stricter[0, 1] == 0.0
+    assert soft_target_scores(emb, threshold=0.95)[0, 1] == 0.0
+    rescaled = soft_target_scores(emb, threshold=0.8, scale="(1+cos)/2")  # the old reading keeps s = 0.95
+    assert rescaled[0, 1] == pytest.approx(0.95, abs=1e-5)
 
 
-def test_epsilon_is_read_on_the_protocol_b_scale() -> None:
-    """One ε: a pair the threshold protocol calls similar is a soft positive in training, and vice versa."""
+def test_default_targets_follow_the_formula_not_the_protocol_b_scale() -> None:
+    """Raw cos 0.7 is below the paper's ε = 0.8: no target weight by default (section 3.1's formula), but a soft
+    positive when ε is read on (1 + cos) / 2 as before (s = 0.85). Protocol (b) keeps TMR's (1 + cos) / 2."""
     from lavimo.evaluate import threshold_mask
+    from lavimo.model.config import ModelConfig
 
-    cosines = [0.3, 0.55, 0.65, 0.7, 0.9, 0.99]  # s = 0.65, 0.775, 0.825, 0.85, 0.95, 0.995
+    cosines = [0.3, 0.55, 0.65, 0.7, 0.8, 0.9, 0.99]
     emb = torch.tensor([[1.0, 0.0]] + [_unit(c) for c in cosines])
-    scores = soft_target_scores(emb, epsilon=0.8)[0, 1:]
-    protocol_b = threshold_mask(emb.numpy(), 0.8)[0, 1:]
-    assert (scores > 0).tolist() == protocol_b.tolist() == [False, False, True, True, True, True]
-    assert scores[2] == pytest.approx(0.825, abs=1e-5)  # raw cos 0.65 < 0.8 would have dropped it
+    config = ModelConfig.tiny()
+    loss = AlignmentLoss(threshold=config.target_threshold, rule=config.soft_targets, scale=config.target_scale)
+    default, excluded = loss.targets(len(emb), emb, torch.device("cpu"))
+    assert excluded is None
+    assert (default[0, 1:] > 0).tolist() == [False, False, False, False, True, True, True]
+    assert default[0, 4] == 0.0  # cos 0.7
+    old = AlignmentLoss(threshold=0.8, scale="(1+cos)/2").targets(len(emb), emb, torch.device("cpu"))[0]
+    assert old[0, 4] == pytest.approx(0.85, abs=1e-5)
+    assert (old[0, 1:] > 0).tolist() == [False, False, True, True, True, True, True]
+    protocol_b = threshold_mask(emb.numpy(), 0.8)[0, 1:]  # (1+cos)/2 > 0.8, i.e. raw cos > 0.6
+    assert protocol_b.tolist() == [False, False, True, True, True, True, True]
+    # a run recorded before the scales were named keeps its own reading when its config is read back
+    recorded = ModelConfig.from_dict({**config.to_dict(), "epsilon_rescaled_cos": 0.9})
+    assert recorded.train_targets == ("keep", 0.8, "cos")
+    stored = {k: v for k, v in config.to_dict().items() if k not in ("target_threshold", "target_scale")}
+    legacy = ModelConfig.from_dict({**stored, "epsilon_rescaled_cos": 0.8})
+    assert legacy.train_targets == ("keep", 0.8, "(1+cos)/2")  # a legacy ε alone: its own scale
+
+
+def test_filter_rule_drops_similar_negatives_and_none_is_identity() -> None:
+    """TMR's rule: identity targets, and captions at or above ε leave the softmax instead of being pulled in."""
+    torch.manual_seed(0)
+    emb = torch.tensor([[1.0, 0.0], _unit(0.9), [0.0, 1.0], [0.0, 1.0]])
+    a, b = torch.randn(4, 8), torch.randn(4, 8)
+    tau = torch.tensor(0.1)
+    filtered = AlignmentLoss(tau_init=0.1, rule="filter")
+    scores, excluded = filtered.targets(4, emb, torch.device("cpu"))
+    assert torch.equal(scores, torch.eye(4))
+    assert excluded.tolist() == [
+        [False, True, False, False],
+        [True, False, False, False],
+        [False, False, False, True],
+        [False, False, True, False],
+    ]
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
+    keep = ~excluded
+    expected_rows = [-torch.log_softmax(logits[i][keep[i]], 0)[keep[i][: i + 1].sum() - 1] for i in range(4)]
+    expected_cols = [-torch.log_softmax(logits.T[i][keep[i]], 0)[keep[i][: i + 1].sum() - 1] for i in range(4)]
+    expected = 0.5 * (torch.stack(expected_rows).mean() + torch.stack(expected_cols).mean())
+    assert pair_loss(a, b, scores, tau, excluded).item() == pytest.approx(expected.item(), rel=1e-5)
+    out = filtered(a, b, sentence_emb=emb)
+    assert torch.isfinite(out["loss_align"])
+    none = AlignmentLoss(rule="none")
+    scores, excluded = none.targets(4, emb, torch.device("cpu"))
+    assert torch.equal(scores, torch.eye(4)) and excluded is None
+    with pytest.raises(ValueError, match="rule"):
+        AlignmentLoss(rule="pull")
 
 
 def test_soft_target_symmetric_inputs() -> None:
     emb = torch.tensor([[1.0, 0.0], _unit(0.85), [1.0, 0.0], [0.0, 1.0]])
-    scores = soft_target_scores(emb, epsilon=0.8)
+    scores = soft_target_scores(emb)
     assert torch.allclose(scores, scores.T)
-    target = soft_target_matrix(emb, epsilon=0.8)
+    target = soft_target_matrix(emb)
     # identical captions 0 and 2 are each other's positives with the diagonal's weight
     assert target[0, 2] == pytest.approx(target[0, 0]) and torch.allclose(target[0], target[2])
     # one-hot captions -> identity

@@ -33,7 +33,7 @@ from lavimo.report import (
     ReportSummary,
     build_report,
 )
-from lavimo.text.similarity import SCALE, similarity_record
+from lavimo.text.similarity import RESCALED_COS, similarity_record
 from lavimo.video.encoders import Preprocessing, WeightsInfo
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -110,7 +110,7 @@ def _metrics(
         }
     extra = {"dataset": ds, "variant": variant, "split": "test", "threshold": epsilon, "checkpoint": "best.pt"}
     if recorded:  # older metrics.json have only "threshold"
-        extra["caption_similarity"] = similarity_record(epsilon)
+        extra["caption_similarity"] = similarity_record((epsilon, RESCALED_COS), ("keep", 0.8, "cos"))
     return {**extra, "protocols": protocols}
 
 
@@ -370,14 +370,14 @@ def test_each_dataset_says_which_encoders_its_rows_used(built: Built) -> None:
 
 
 def test_protocol_b_shows_its_epsilon_and_scale(built: Built) -> None:
-    """The recorded scale and value (kitml: 0.85); the fallback for older metrics.json (humanml3d)."""
+    """The recorded scale and value (kitml: 0.85) with the run's training targets, a setting of their own; the
+    fallback for older metrics.json (humanml3d)."""
     kit_b = _between(_table(built.document, "table-kitml-text"), 'data-protocol="threshold"', "</td>")
-    assert (
-        f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.85 (also used for: training targets, protocol (b))" in kit_b
-    )
+    scale = html.escape(RESCALED_COS)
+    assert f"ours: s = {scale} &gt; &epsilon; = 0.85 (training targets: keep s = cos &ge; 0.8)" in kit_b
     h3d_text = _table(built.document, "table-humanml3d-text")
     h3d_b = _between(h3d_text, 'data-protocol="threshold"', "</td>")
-    assert f"ours: s = {html.escape(SCALE)} &gt; &epsilon; = 0.8; paper: 0.8" in h3d_b
+    assert f"ours: s = {scale} &gt; &epsilon; = 0.8; paper: 0.8 (and &epsilon; = 0.8 for its targets)" in h3d_b
     assert "&epsilon;" not in _between(h3d_text, 'data-protocol="normal"', "</td>")
 
 
@@ -631,7 +631,8 @@ def _ablation(study: str, description: str, overrides: list[str], t2m_r1: tuple[
         "variants": ["3modal", "2modal"],
         "runs": {v: {str(s): f"results/demo/ablation/{study}/{v}/seed{s}" for s in range(3)} for v in VARIANTS},
         "encoders": {"text": MINILM_FALLBACK, "frames": "efficientnet-lite0 (fallback)"},
-        "caption_similarity": similarity_record(0.8), "confidence": 0.95, "results": results,
+        "caption_similarity": similarity_record((0.8, RESCALED_COS), ("keep", 0.8, "cos")), "confidence": 0.95,
+        "results": results,
     }  # fmt: skip
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,46 @@ def test_report_of_a_tiny_finished_run(tiny_run: Path, tmp_path: Path) -> None:
     assert f"{metrics['R@10']:.2f}" in html and "ours 3-modal" in html
     assert html.count("data:image/png;base64,") >= 3  # training curves + qualitative frame strips
     assert "Bandai-Namco-Research-Motiondataset" in html
+
+
+def test_a_flipped_view_is_paired_with_the_mirrored_motion_and_caption(training_dataset: Path, tmp_path: Path) -> None:
+    """hflip_pairing=mirror: a flipped training view comes with the `M` clip's motion and caption (what the flipped
+    video shows); an unflipped one with its own. The default ("original") keeps the clip's own for every view."""
+    train_ids = split_ids(training_dataset, "train")
+    stats = compute_motion_stats(training_dataset, train_ids)
+    features = FeatureCache.open_current(training_dataset / "features")
+    sentences = SentenceCache(training_dataset / "sentences")
+    common = {"features": features, "sentences": sentences, "max_frames": 10_000, "train": True}
+    mirror = RetrievalDataset(training_dataset, "train", stats, hflip_pairing="mirror", **common)
+    original = RetrievalDataset(training_dataset, "train", stats, **common)
+    position = {clip_id: i for i, clip_id in enumerate(mirror.clip_ids)}
+    seen = {True: 0, False: 0}
+    for epoch in range(3):
+        mirror.set_epoch(epoch)
+        original.set_epoch(epoch)
+        for i, clip_id in enumerate(mirror.clip_ids):
+            sample, own = mirror[i], original[i]
+            assert torch.equal(sample["video"], own["video"]) and sample["clip_id"] == own["clip_id"] == clip_id
+            assert torch.equal(own["motion"], torch.from_numpy(original.motions[i]))
+            view = next(
+                v
+                for v in range(features.n_views(clip_id))
+                if np.array_equal(features.get(clip_id, v), own["video"].numpy().astype(np.float16))
+            )
+            flipped = features.view_flipped(clip_id, view)
+            seen[flipped] += 1
+            other = position[clip_id[1:] if clip_id.startswith("M") else "M" + clip_id] if flipped else i
+            assert torch.equal(sample["motion"], torch.from_numpy(mirror.motions[other]))
+            assert sample["text"] in mirror.captions[other]
+            assert np.allclose(sample["sentence_emb"].numpy(), sentences.get(sample["text"]))
+    assert seen[True] > 0 and seen[False] > 0
+    # a cache that does not record its flips is refused in one line naming it
+    old = tmp_path / features.path.name
+    shutil.copytree(features.path, old)
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["augmentation"]["hflip_draw"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(LavimoInputError, match="rebuild it"):
+        RetrievalDataset(
+            training_dataset, "train", stats, **{**common, "features": FeatureCache(old)}, hflip_pairing="mirror"
+        )

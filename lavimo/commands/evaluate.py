@@ -6,12 +6,22 @@ import argparse
 import json
 from pathlib import Path
 
+from lavimo.text.similarity import DEFAULT_PROTOCOL_B_SCALE, DEFAULT_PROTOCOL_B_THRESHOLD, SCALES
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run folder (holds model.pt and config.json)")
     parser.add_argument("--dataset-dir", type=Path, default=None, help="default: the dataset the run was trained on")
     parser.add_argument("--split", default="test")
-    parser.add_argument("--threshold", type=float, default=0.8, help="protocol (b): (1+cos)/2 of captions > T")
+    parser.add_argument(
+        "--threshold", type=float, default=DEFAULT_PROTOCOL_B_THRESHOLD, help="protocol (b): s of captions > T"
+    )
+    parser.add_argument(
+        "--threshold-scale",
+        choices=SCALES,
+        default=DEFAULT_PROTOCOL_B_SCALE,
+        help="the scale s of --threshold: cos, or (1+cos)/2 (default, TMR's)",
+    )
     parser.add_argument("--checkpoint", default="model.pt", help="file in the run folder (or a path)")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=run)
@@ -25,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         dataset_dir=args.dataset_dir,
         split=args.split,
         threshold=args.threshold,
+        threshold_scale=args.threshold_scale,
         checkpoint=args.checkpoint,
         device=args.device,
     )

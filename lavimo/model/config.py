@@ -6,9 +6,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from lavimo.presets import MODEL_PRESETS
+from lavimo.text.similarity import SCALE_RANGES, SCALES, TARGET_RULES
 
 Variant = Literal["3modal", "2modal"]
 TextBackbone = Literal["distilbert", "minilm", "tiny"]
+TargetRule = Literal["keep", "filter", "none"]
+TargetScale = Literal["cos", "(1+cos)/2"]
 # "embedding" (the paper, section 3.2): the motion embedding e_m is the one query over each modality's tokens,
 # and the decoder reconstructs from that single fused vector and the duration.
 # "tokens" (ours, NOT the paper's): every motion token is a query and the decoder attends to all fused tokens,
@@ -52,9 +55,11 @@ class ModelConfig:
     tau_init: float = 0.07
     tau_min: float = 0.01
     tau_max: float = 1.0
-    # ε of the soft targets, on s = (1 + cos) / 2 of caption embeddings: the scale protocol (b) uses
-    # (lavimo.text.similarity); the paper: "set ϵ to 0.8", "same to the negative filtering threshold"
-    epsilon_rescaled_cos: float = 0.8
+    # the training targets (lavimo.text.similarity): "keep" = the paper's soft targets (section 3.1), "filter" =
+    # TMR's negative filtering, "none" = identity; ε and its scale: the paper's formula, raw cos >= 0.8
+    soft_targets: TargetRule = "keep"
+    target_threshold: float = 0.8
+    target_scale: TargetScale = "cos"
     tau_per_pair: bool = False  # the paper writes one learnable τ; True gives each modality pair its own (ours)
     recon_weight: float = 0.1
 
@@ -82,9 +87,21 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Rebuild from `to_dict` output, ignoring unknown keys."""
+        """Rebuild from `to_dict` output, ignoring unknown keys.
+
+        Runs made before the two scales were named stored ``epsilon_rescaled_cos``: their targets kept
+        (1 + cos) / 2 >= that value.
+        """
+        data = dict(data)
+        if "epsilon_rescaled_cos" in data and "target_scale" not in data:
+            data.update(target_threshold=data.pop("epsilon_rescaled_cos"), target_scale="(1+cos)/2")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def train_targets(self) -> tuple[str, float, str]:
+        """(rule, threshold, scale) of the training targets, as result files record them."""
+        return self.soft_targets, self.target_threshold, self.target_scale
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field."""
@@ -98,5 +115,14 @@ class ModelConfig:
             raise ValueError(f"variant must be '3modal' or '2modal', got {self.variant!r}")
         if self.latent_dim % self.num_heads:
             raise ValueError(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
+        if self.soft_targets not in TARGET_RULES:
+            raise ValueError(f"soft_targets must be one of {list(TARGET_RULES)}, got {self.soft_targets!r}")
+        if self.target_scale not in SCALES:
+            raise ValueError(f"target_scale must be one of {list(SCALES)}, got {self.target_scale!r}")
+        low, high = SCALE_RANGES[self.target_scale]
+        if not low <= self.target_threshold <= high:
+            raise ValueError(
+                f"target_threshold {self.target_threshold!r} is outside [{low:g}, {high:g}] (scale {self.target_scale})"
+            )
         if not 0 < self.tau_min <= self.tau_init <= self.tau_max:
             raise ValueError("need 0 < tau_min <= tau_init <= tau_max")

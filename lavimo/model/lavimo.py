@@ -42,7 +42,13 @@ class LAVIMO(nn.Module):
         self.fusion = FusionAttention(config, use_video=self.video_encoder is not None)
         self.decoder = MotionDecoder(config)
         self.align_loss = AlignmentLoss(
-            config.tau_init, config.tau_min, config.tau_max, config.epsilon_rescaled_cos, config.tau_per_pair
+            config.tau_init,
+            config.tau_min,
+            config.tau_max,
+            config.target_threshold,
+            config.tau_per_pair,
+            rule=config.soft_targets,
+            scale=config.target_scale,
         )
         self.requested_config = config
         self.config = self._effective_config(config)

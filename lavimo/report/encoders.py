@@ -10,7 +10,7 @@ from typing import Any
 from lavimo.report.common import esc, number
 from lavimo.report.load import DatasetResults, Run, feature_cache_encoder
 from lavimo.report.tables import PAPER_DATASETS
-from lavimo.text.similarity import DEFAULT_EPSILON, SCALE
+from lavimo.text.similarity import DEFAULT_PROTOCOL_B_SCALE, DEFAULT_PROTOCOL_B_THRESHOLD, DEFAULT_TARGET_THRESHOLD
 
 PAPER_FRAMES = "CLIP ViT-B/32"
 PAPER_TEXT = "DistilBERT"
@@ -109,33 +109,70 @@ def encoders_note(ds: DatasetResults, runs: Sequence[Run]) -> str:
     return f'<p class="encoders">Our runs: {dataset}. {"; ".join(parts)}. {verdict}</p>'
 
 
-def recorded_similarity(metrics: Mapping[str, Any] | None) -> tuple[str, float | None, list[str]]:
-    """(scale, threshold ε, used for) of protocol (b) as metrics.json records it.
+@dataclass(frozen=True)
+class RecordedSimilarity:
+    """What a metrics.json or ablation.json records about caption similarity: protocol (b)'s scale and threshold,
+    and the training targets of the run(s) (rule, threshold, scale; None when not recorded)."""
 
-    Older metrics.json have only ``threshold``: then the scale is the one evaluation has always used.
+    scale: str
+    threshold: float | None
+    targets: tuple[str, float | None, str] | None
+
+    def targets_text(self) -> str | None:
+        """The training targets in words (HTML-escaped), e.g. "keep s = cos &ge; 0.8"."""
+        if self.targets is None:
+            return None
+        rule, threshold, scale = self.targets
+        value = "?" if threshold is None else f"{threshold:g}"
+        return "none (identity)" if rule == "none" else f"{esc(rule)} s = {esc(scale)} &ge; {value}"
+
+
+def recorded_similarity(metrics: Mapping[str, Any] | None) -> RecordedSimilarity:
+    """The caption-similarity settings a result file records.
+
+    Older files: ``caption_similarity`` = {scale, threshold, used_for} (one ε on (1+cos)/2 for the targets and
+    protocol (b)), or only ``threshold`` (protocol (b) on the scale evaluation has always used).
     """
     metrics = metrics or {}
     record = metrics.get("caption_similarity")
+    if isinstance(record, dict) and isinstance(record.get("protocol_b"), dict):
+        protocol_b = record["protocol_b"]
+        targets = record.get("training_targets")
+        recorded_targets = None
+        if isinstance(targets, dict):
+            recorded_targets = (
+                str(targets.get("rule", "?")),
+                number(targets.get("threshold")),
+                str(targets.get("scale", "?")),
+            )
+        scale = str(protocol_b.get("scale") or DEFAULT_PROTOCOL_B_SCALE)
+        return RecordedSimilarity(scale, number(protocol_b.get("threshold")), recorded_targets)
     if isinstance(record, dict):
         threshold = number(record.get("threshold"))
-        used = record.get("used_for")
-        used_for = [str(u) for u in used] if isinstance(used, list) else []
-        return str(record.get("scale") or SCALE), threshold, used_for
-    return SCALE, number(metrics.get("threshold")), []
+        scale = str(record.get("scale") or DEFAULT_PROTOCOL_B_SCALE)
+        used = record.get("used_for") if isinstance(record.get("used_for"), list) else []
+        return RecordedSimilarity(scale, threshold, ("keep", threshold, scale) if "training targets" in used else None)
+    return RecordedSimilarity(DEFAULT_PROTOCOL_B_SCALE, number(metrics.get("threshold")), None)
 
 
 def epsilon_note(runs: Sequence[Run]) -> str | None:
-    """HTML for protocol (b): the caption similarity scale and threshold our evaluated runs used."""
-    seen: dict[tuple[str, float | None], list[str]] = {}
+    """HTML for protocol (b): the caption similarity scale and threshold our evaluated runs used, and the training
+    targets beside it (a separate setting: lavimo.text.similarity)."""
+    seen: dict[tuple[str, float | None], set[str]] = {}
     for run in runs:
         if run.metrics is not None:
-            scale, threshold, used_for = recorded_similarity(run.metrics)
-            seen.setdefault((scale, threshold), used_for)
+            similarity = recorded_similarity(run.metrics)
+            targets = seen.setdefault((similarity.scale, similarity.threshold), set())
+            if (text := similarity.targets_text()) is not None:
+                targets.add(text)
     if not seen:
         return None
     notes = []
-    for (scale, threshold), used_for in seen.items():
+    for (scale, threshold), targets in seen.items():
         value = "?" if threshold is None else f"{threshold:g}"
-        used = f" (also used for: {esc(', '.join(used_for))})" if used_for else ""
-        notes.append(f"ours: s = {esc(scale)} &gt; &epsilon; = {value}{used}")
-    return "; ".join(notes) + f"; paper: {DEFAULT_EPSILON:g}"
+        trained = f" (training targets: {'; '.join(sorted(targets))})" if targets else ""
+        notes.append(f"ours: s = {esc(scale)} &gt; &epsilon; = {value}{trained}")
+    return (
+        "; ".join(notes)
+        + f"; paper: {DEFAULT_PROTOCOL_B_THRESHOLD:g} (and &epsilon; = {DEFAULT_TARGET_THRESHOLD:g} for its targets)"
+    )

@@ -165,9 +165,11 @@ def ablation_facts(ablation: Ablation) -> str:
     encoders = data.get("encoders") if isinstance(data.get("encoders"), dict) else {}
     if encoders:
         facts.append("encoders: " + "; ".join(f"{esc(kind)} <b>{esc(value)}</b>" for kind, value in encoders.items()))
-    scale, threshold, _ = recorded_similarity(data)
-    if threshold is not None:
-        facts.append(f"protocol (b) and training targets: s = {esc(scale)}, &epsilon; = {threshold:g}")
+    similarity = recorded_similarity(data)
+    if similarity.threshold is not None:
+        facts.append(f"protocol (b): s = {esc(similarity.scale)} &gt; {similarity.threshold:g}")
+    if (targets := similarity.targets_text()) is not None:
+        facts.append(f"training targets: {targets}")
     facts.append(f"read from <code>{esc(ablation.path)}</code>")
     return f'<p class="facts">{" &middot; ".join(facts)}</p>'
 

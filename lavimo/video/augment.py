@@ -6,7 +6,11 @@ ops...) is drawn once per view and shared by all frames. Each view is seeded fro
 so a cache rebuild reproduces the same views whatever the worker scheduling.
 
 Training views follow the paper (section 4): random resize then a 256x256 crop, colour jitter, random
-grayscale, Gaussian blur, horizontal flip, RandAugment. The clean view (val/test) is the whole frame
+grayscale, Gaussian blur, horizontal flip, RandAugment. The flip of a view is drawn from its own hash of (seed,
+clip id, view) (:func:`view_flipped`), not from the transform's random stream, so training can tell which views
+show the mirrored motion (``hflip_pairing: mirror`` pairs them with the mirrored clip's motion and caption). It is
+applied after the other ops: they are symmetric under a flip (RandAugment's shear, translation and rotation take
+either sign), so the distribution of views is the same. The clean view (val/test) is the whole frame
 resized to 256x256. The encoder's own resize (256 -> e.g. 224) comes right after the crop, before the
 photometric ops: they commute with a resize up to interpolation, and run ~1.3x faster on the smaller
 frames. Normalisation happens on the model's device (:class:`lavimo.video.encoders.FrameEncoder`).
@@ -17,7 +21,6 @@ torchvision's fixed 23-tap kernel to within 1 grey level, 3-8x faster on a CPU.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +29,8 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
+
+from lavimo.video.draws import HFLIP_DRAW, view_flipped, view_seed
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class AugmentConfig:
     blur_kernel: int = 23
     blur_sigma: tuple[float, float] = (0.1, 2.0)
     hflip_p: float = 0.5
+    hflip_draw: str = HFLIP_DRAW  # how a view's flip is decided (recorded: views of another draw are other views)
     randaugment_ops: int = 2
     randaugment_magnitude: int = 9
 
@@ -90,7 +96,9 @@ def train_transform(cfg: AugmentConfig, out_size: int) -> v2.Transform:
             v2.RandomApply([v2.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue)], p=cfg.jitter_p),
             v2.RandomGrayscale(p=cfg.grayscale_p),
             v2.RandomApply([FastGaussianBlur(cfg.blur_kernel, cfg.blur_sigma)], p=cfg.blur_p),
-            v2.RandomHorizontalFlip(p=cfg.hflip_p),
+            # p = 0: never flips here (view_flipped decides), but keeps its draw, so the random stream of the ops
+            # after it is the one of caches built before the flip had a draw of its own
+            v2.RandomHorizontalFlip(p=0.0),
             v2.RandAugment(num_ops=cfg.randaugment_ops, magnitude=cfg.randaugment_magnitude),
         ]
     )
@@ -107,18 +115,14 @@ def clean_transform(cfg: AugmentConfig, out_size: int) -> v2.Transform:
     )
 
 
-def view_seed(seed: int, clip_id: str, view: int) -> int:
-    """A 63-bit seed for one view of one clip, stable across processes and runs."""
-    digest = hashlib.sha256(f"{seed}:{clip_id}:{view}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def augment_view(frames: torch.Tensor, transform: v2.Transform, seed: int) -> torch.Tensor:
-    """One view of ``frames`` (T,3,H,W) uint8: the same random draw for all T frames, seeded, global RNG untouched."""
+def augment_view(frames: torch.Tensor, transform: v2.Transform, seed: int, flip: bool = False) -> torch.Tensor:
+    """One view of ``frames`` (T,3,H,W) uint8: the same random draw for all T frames, seeded, global RNG untouched;
+    then flipped left-right if ``flip``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         out = transform(tv_tensors.Video(frames))
-    return out.as_subclass(torch.Tensor)
+    out = out.as_subclass(torch.Tensor)
+    return out.flip(-1) if flip else out
 
 
 def make_views(
@@ -134,4 +138,9 @@ def make_views(
     if not train:
         return clean_transform(cfg, out_size)(tv_tensors.Video(frames)).as_subclass(torch.Tensor)[None]
     transform = train_transform(cfg, out_size)
-    return torch.stack([augment_view(frames, transform, view_seed(seed, clip_id, v)) for v in range(n_views)])
+    return torch.stack(
+        [
+            augment_view(frames, transform, view_seed(seed, clip_id, v), view_flipped(seed, clip_id, v, cfg.hflip_p))
+            for v in range(n_views)
+        ]
+    )

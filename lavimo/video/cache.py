@@ -34,6 +34,7 @@ import numpy as np
 
 from lavimo.io import LavimoInputError, file_sha256, load_npy, read_json
 from lavimo.layout import CURRENT, FEATURES_POINTER_KEY, pointer_path, read_pointer
+from lavimo.video.draws import HFLIP_DRAW, view_flipped
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -158,6 +159,25 @@ class FeatureCache:
         if not 0 <= view < n_views:
             raise IndexError(f"clip {clip_id!r} has {n_views} view(s), asked for view {view}")
         return self.shard_array(shard)[row, view]
+
+    @property
+    def records_flips(self) -> bool:
+        """Whether each training view's flip can be told (:meth:`view_flipped`): caches built since the flip got its
+        own draw (``augmentation.hflip_draw``)."""
+        return self.meta.get("augmentation", {}).get("hflip_draw") == HFLIP_DRAW
+
+    def view_flipped(self, clip_id: str, view: int) -> bool:
+        """Whether training view ``view`` of a clip shows its frames flipped left-right (val/test views never are)."""
+        if not self.records_flips:
+            raise LavimoInputError(
+                self.path / "meta.json",
+                "this cache does not record which views are flipped (built before the flip had its own draw): "
+                "rebuild it with `lavimo features build` to pair flipped views with mirrored motions",
+            )
+        if self.split(clip_id) != "train":
+            return False
+        augmentation = self.meta["augmentation"]
+        return view_flipped(int(self.meta["augmentation_seed"]), clip_id, view, float(augmentation["hflip_p"]))
 
     def views(self, clip_id: str) -> np.ndarray:
         """All valid views of one clip: (n_views, T, D) float16."""
