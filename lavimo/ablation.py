@@ -175,3 +175,47 @@ def markdown_table(
                 f"{_cell(entry.get('3modal'))} | {_cell(entry.get('2modal'))} | {shown} | {entry.get('verdict', '–')} |"
             )
     return "\n".join(lines)
+
+
+COMPARED_DIRECTIONS = ("t2m", "m2t", "v2m", "m2v")
+COMPARED_METRICS = ("R@1", "R@5")
+
+
+def comparison_rows(
+    summaries: Sequence[Mapping[str, Any]],
+    protocol: str,
+    directions: Sequence[str] = COMPARED_DIRECTIONS,
+    metrics: Sequence[str] = COMPARED_METRICS,
+) -> list[dict[str, Any]]:
+    """Studies side by side under one protocol: a row per (study, variant) with {direction metric: mean/std entry or
+    None} for every direction x metric (None where the variant has no such direction, e.g. 2-modal video)."""
+    rows = []
+    for summary in summaries:
+        by_direction = summary["results"].get(protocol, {})
+        for variant in VARIANTS:
+            cells = {
+                f"{direction} {metric}": by_direction.get(direction, {}).get(metric, {}).get(variant)
+                for direction in directions
+                for metric in metrics
+            }
+            if any(cells.values()):
+                rows.append({"study": summary["study"], "variant": variant, "seeds": len(summary["seeds"]), **cells})
+    return rows
+
+
+def markdown_comparison(
+    summaries: Sequence[Mapping[str, Any]],
+    protocol: str,
+    directions: Sequence[str] = COMPARED_DIRECTIONS,
+    metrics: Sequence[str] = COMPARED_METRICS,
+) -> str:
+    """:func:`comparison_rows` as a markdown table (mean ± std over seeds)."""
+    keys = [f"{direction} {metric}" for direction in directions for metric in metrics]
+    lines = [
+        "| study | variant | seeds | " + " | ".join(keys) + " |",
+        "|---|---|---|" + "---|" * len(keys),
+    ]
+    for row in comparison_rows(summaries, protocol, directions, metrics):
+        cells = " | ".join(_cell(row[key]) for key in keys)
+        lines.append(f"| {row['study']} | {row['variant']} | {row['seeds']} | {cells} |")
+    return "\n".join(lines)

@@ -99,7 +99,12 @@ def test_cli_summarises_real_tiny_runs(
         first[5] == f"{cell['3modal']['mean']:.2f} ± {cell['3modal']['std']:.2f}"
         and first[-1] == f"{cell['verdict']} |"
     )
-    assert len(rows) == 8  # protocols (a), (b) x t2m, m2t x R@1, R@10
+    assert len(rows) == 8 + 2 * 2  # protocols (a), (b) x t2m, m2t x R@1, R@10; then per protocol a row per variant
+    side_by_side = [r.split(" | ") for r in rows[8:]]
+    assert [r[1] for r in side_by_side] == ["3modal", "2modal"] * 2
+    t2m_r5 = summary["results"]["threshold"]["t2m"]["R@5"]["3modal"]
+    assert side_by_side[2][4] == f"{t2m_r5['mean']:.2f} ± {t2m_r5['std']:.2f}"  # protocol (b), 3-modal, t2m R@5
+    assert side_by_side[1][-1] == "– |"  # the 2-modal variant has no m2v
 
 
 def test_evaluating_another_split_leaves_the_runs_own_metrics_alone(tiny_run: Path) -> None:
@@ -121,14 +126,22 @@ def test_ablation_targets_train_every_seed_and_study(repo_root: Path) -> None:
     commands = [line.split("Shell command: ")[-1].strip() for line in output.splitlines()]
     trains = [line for line in commands if line.startswith("lavimo train")]
     outs = {line.split("--out ")[1].split()[0] for line in trains}
-    # default study: seed 0 is the pipeline's own run; seeds 1, 2 of both variants; 5 studies x 3 seeds (3-modal)
+    # default study: seed 0 is the pipeline's own run; seeds 1, 2 of both variants; 6 video-only studies x 3 seeds
+    # (3-modal); 5 training-target studies x 3 seeds x both variants
     assert "results/demo/runs/3modal" in outs and "results/demo/runs/2modal" in outs
     assert {f"results/demo/ablation/default/{v}/seed{s}" for v in ("3modal", "2modal") for s in (1, 2)} <= outs
-    assert not any("/2modal/" in o for o in outs if "/default/" not in o)  # video-only studies reuse 2-modal runs
-    assert len(outs) == 2 + 4 + 5 * 3
+    video_only = [o for o in outs if "/default/" not in o and "/targets_" not in o and "/ablation/" in o]
+    assert not any("/2modal/" in o for o in video_only)  # video-only studies reuse the default's 2-modal runs
+    assert len(outs) == 2 + 4 + 6 * 3 + 5 * 3 * 2
     views8 = next(line for line in trains if "ablation/views8/3modal/seed2" in line)
     assert "--set seed=2" in views8 and "--set views=8" in views8 and "--set features=ablation-views8" in views8
-    assert "--set model.epsilon_rescaled_cos=0.8" in views8
+    assert "--set model.soft_targets=keep --set model.target_threshold=0.8 --set model.target_scale=cos" in views8
+    old_targets = next(line for line in trains if "ablation/targets_rescaled08/2modal/seed1" in line)
+    assert old_targets.index("--set model.target_scale=cos") < old_targets.index("--set 'model.target_scale=(1+cos)/2'")
+    evaluations = [line for line in commands if line.startswith("lavimo evaluate")]
+    assert all("--threshold 0.8 --threshold-scale '(1+cos)/2'" in line for line in evaluations)
+    mirror = next(line for line in trains if "ablation/hflip_mirror/3modal/seed1" in line)
+    assert "--set hflip_pairing=mirror" in mirror and "--set features=" not in mirror  # the default cache
     builds = [line for line in commands if line.startswith("lavimo features build")]
     assert any("--pointer ablation-no_hflip" in b and "--hflip-p 0.0" in b for b in builds)
     assert any("--pointer ablation-views8" in b and "--views 8" in b for b in builds)

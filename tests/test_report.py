@@ -668,7 +668,8 @@ def test_ablation_section(results: Path) -> None:
     # per study: what changed, then a table per protocol; video directions have no 2-modal arm
     views = _between(section, 'id="ablation-demo-views"', "<h4")
     assert "<code>features.views=1</code>" in views and "3 seed(s): 0, 1, 2" in views
-    assert "&epsilon; = 0.8" in views and "efficientnet-lite0 (fallback)" in views
+    assert "protocol (b): s = (1+cos)/2 &gt; 0.8" in views and "efficientnet-lite0 (fallback)" in views
+    assert "training targets: keep s = cos &ge; 0.8" in views
     assert 'data-ablation="demo/views/normal/t2m/R@1/3modal">30.00 ± 1.00<' in document
     assert 'data-ablation="demo/views/normal/t2m/R@1/2modal">33.17 ± 1.26<' in document
     assert 'data-ablation="demo/default/guo/m2t/MedR/diff">0.50 ± 0.00<' in document
@@ -678,6 +679,13 @@ def test_ablation_section(results: Path) -> None:
     assert section.count("<details>") == 2 * 3  # protocols (b)-(d) folded, per study
     assert "95% CI of the difference" in section
     assert "ablation: per-seed R@1" in section and summary.images >= 1  # the per-seed figure, embedded
+
+    # the studies side by side, protocols (a) and (b): a row per study and variant, every direction's R@1 and R@5
+    compare = _between(section, 'class="ablation compare"', "</table>")
+    assert compare.count("<tr>") == 1 + 2 * 2 and "keep s = cos &ge; 0.8" in compare
+    assert 'data-compare="demo/views/normal/3modal/t2m/R@1">30.00 ± 1.00<' in compare
+    assert 'data-compare="demo/views/normal/2modal/v2m/R@5">—<' in compare  # no video in the 2-modal variant
+    assert 'data-compare="demo/default/threshold/3modal/m2v/R@5"' in section
 
 
 def test_ablation_from_the_ablation_writer(results: Path) -> None:

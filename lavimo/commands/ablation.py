@@ -25,7 +25,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="ABLATION_JSON",
-        help="instead: print a markdown table of these summaries (t2m and m2t R@1 and R@10, protocols a and b)",
+        help="instead: print markdown tables of these summaries: the 3- vs 2-modal difference (t2m and m2t R@1 and "
+        "R@10, protocols a and b), then the studies side by side (t2m, m2t, v2m, m2v R@1 and R@5, per protocol)",
     )
     parser.set_defaults(func=run)
 
@@ -42,11 +43,15 @@ SHOWN = tuple((p, d, m) for p in ("normal", "threshold") for d in ("t2m", "m2t")
 
 
 def run(args: argparse.Namespace) -> int:
-    from lavimo.ablation import load_summary, markdown_table, study_summary, write_study
+    from lavimo.ablation import load_summary, markdown_comparison, markdown_table, study_summary, write_study
     from lavimo.io import LavimoInputError
 
     if args.show:
-        print(markdown_table([load_summary(path) for path in args.show], SHOWN))
+        summaries = [load_summary(path) for path in args.show]
+        print(markdown_table(summaries, SHOWN))
+        for protocol, label in (("normal", "(a) all"), ("threshold", "(b) all with threshold")):
+            print(f"\nProtocol {label}, mean ± std over seeds:\n")
+            print(markdown_comparison(summaries, protocol))
         return 0
     if not args.run or not args.dataset or not args.out:
         raise LavimoInputError(

@@ -36,6 +36,7 @@ from lavimo.report.tables import (
     results_table,
     run_row,
     sources_note,
+    study_comparison,
 )
 
 NO_RUNS = '<p class="na">No training runs.</p>'
@@ -181,6 +182,19 @@ def ablation_section(tree: Tree, page: Page) -> str:
     if not studies:
         return "".join(parts) + f'<p class="na">{ABLATION_HOWTO}</p>'
     parts.append(ablation_summary(studies))
+    settings = {a.path: recorded_similarity(a.data).targets_text() or "—" for a in studies}
+    parts.append(
+        '<h4 class="plain">Studies side by side</h4><p class="facts">Every study and variant, R@1 and R@5 of the four '
+        "directions, mean ± std over the seeds. The training-target studies (<code>targets_*</code>) change how "
+        "caption similarity shapes the targets, for both variants; the default study is the paper's formula.</p>"
+    )
+    for k, (protocol, protocol_label) in enumerate(PROTOCOLS[:2]):
+        table = study_comparison(studies, protocol, settings)
+        parts.append(
+            f'<h4 class="plain">{esc(protocol_label)}</h4>{table}'
+            if k == 0
+            else f"<details open><summary>{esc(protocol_label)}</summary>{table}</details>"
+        )
     uri = plotted(tree, "ablation figure", ablation_figure, studies)
     if uri is not None:
         parts.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -327,6 +328,35 @@ def ablation_table(ablation: Ablation, protocol: str, confidence: str) -> str:
         f"<th>3-modal &minus; 2-modal<br>mean ± std</th><th>{esc(confidence)} CI of the difference</th><th>Verdict</th>"
     )
     return _table("ablation", head, rows)
+
+
+COMPARED = tuple((d, m) for d in ("t2m", "m2t", "v2m", "m2v") for m in ("R@1", "R@5"))
+
+
+def study_comparison(ablations: Sequence[Ablation], protocol: str, settings: Mapping[Path, str]) -> str:
+    """The studies side by side under one protocol: a row per study and variant, R@1 and R@5 of every direction
+    (mean ± std over seeds); ``settings`` gives each study's training targets in words (HTML), keyed by path."""
+    rows = []
+    for ablation in ablations:
+        for arm in ABLATION_ARMS:
+            cells = [ablation.cell(protocol, d, m).get(arm) for d, m in COMPARED]
+            if not any(isinstance(c, dict) for c in cells):
+                continue
+            key = f"{ablation.dataset}/{ablation.study}/{protocol}/{arm}"
+            rows.append(
+                f"<tr><td>{esc(dataset_label(ablation.dataset))}</td><td>{esc(ablation.study)}</td>"
+                f"<td>{settings.get(ablation.path, '—')}</td><td>{esc(arm)}</td>"
+                f'<td class="num">{len(ablation.seeds)}</td>'
+                + "".join(
+                    f'<td class="num" data-compare="{esc(key)}/{d}/{m}">{mean_std(c)}</td>'
+                    for (d, m), c in zip(COMPARED, cells, strict=True)
+                )
+                + "</tr>"
+            )
+    head = "<th>Dataset</th><th>Study</th><th>Training targets</th><th>Variant</th><th>Seeds</th>" + "".join(
+        f"<th>{esc(d)} {esc(m)}{arrow(m)}</th>" for d, m in COMPARED
+    )
+    return _table("ablation compare", head, rows)
 
 
 def ablation_summary(ablations: Sequence[Ablation]) -> str:
