@@ -8,6 +8,8 @@ module reads their metrics.json files and summarises every protocol x direction 
 - a verdict: "better" / "worse" when the interval excludes 0 (for MedR lower is better), else "within noise".
 
 Video directions (v2m, m2v) exist for the 3-modal variant only; they get no difference or verdict.
+Each run's metrics.json must be what its label says: its ``variant`` the run's and its ``dataset`` the study's;
+a mismatch (a 3-modal run passed as the 2-modal one, another dataset's runs) is an input error naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,15 +61,36 @@ def paired_difference(three: Sequence[float], two: Sequence[float], lower_is_bet
     return {"diff": out, "verdict": verdict}
 
 
-def load_run_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """A run's metrics.json, or an input error naming it."""
+def load_run_metrics(
+    run_dir: str | os.PathLike[str], variant: str | None = None, dataset: str | None = None
+) -> dict[str, Any]:
+    """A run's metrics.json, or an input error naming it; with ``variant`` / ``dataset``, one whose recorded
+    variant or dataset differs is refused too."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
         raise LavimoInputError(path, "missing: train and evaluate this run first")
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except ValueError as error:
         raise LavimoInputError(path, f"unreadable metrics ({error})") from error
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("protocols"), dict):
+        raise LavimoInputError(path, "not a run's metrics (no 'protocols'): made by `lavimo evaluate`?")
+    for key, expected, same in (("variant", variant, str.__eq__), ("dataset", dataset, same_dataset)):
+        if expected is None:
+            continue
+        found = metrics.get(key)
+        if not isinstance(found, str):
+            raise LavimoInputError(path, f"records no {key} (not written by `lavimo evaluate`?): cannot check it")
+        if not same(found, expected):
+            raise LavimoInputError(
+                path, f"metrics of a {found} run, but it is given as {key} {expected}: check the --run / --dataset"
+            )
+    return metrics
+
+
+def same_dataset(a: str, b: str) -> bool:
+    """Whether two dataset names are the same one, up to case and punctuation (``KIT-ML`` = ``kitml``)."""
+    return re.sub(r"[^0-9a-z]", "", a.lower()) == re.sub(r"[^0-9a-z]", "", b.lower())
 
 
 def summarise(metrics: Mapping[str, Mapping[int, Mapping[str, Any]]]) -> dict[str, Any]:
@@ -100,12 +124,21 @@ def study_summary(
     description: str = "",
     overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The ablation.json of one study from its run folders ({variant: {seed: run_dir}})."""
-    metrics = {variant: {seed: load_run_metrics(d) for seed, d in by_seed.items()} for variant, by_seed in runs.items()}
-    missing = [v for v in VARIANTS if v not in metrics]
+    """The ablation.json of one study from its run folders ({variant: {seed: run_dir}}); each run's metrics.json
+    must record its variant and ``dataset``."""
+    unknown = [v for v in runs if v not in VARIANTS]
+    if unknown:
+        raise LavimoInputError("--run", f"unknown variant {unknown[0]!r}: one of {', '.join(VARIANTS)}")
+    missing = [v for v in VARIANTS if v not in runs]
     if missing:
-        raise ValueError(f"an ablation needs both variants; missing {missing}")
+        raise LavimoInputError("--run", f"an ablation needs both variants; no run of {', '.join(missing)}")
+    metrics = {
+        variant: {seed: load_run_metrics(d, variant, dataset) for seed, d in by_seed.items()}
+        for variant, by_seed in runs.items()
+    }
     seeds = sorted(set.intersection(*(set(by_seed) for by_seed in metrics.values())))
+    if not seeds:
+        raise LavimoInputError("--run", "the variants share no seed: nothing to pair")
     any_run = metrics["3modal"][seeds[0]]
     return {
         "dataset": dataset,

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from lavimo import __version__
 from lavimo.io import DiskFullError, LavimoInputError, is_disk_full
+
+DEBUG_ENV = "LAVIMO_DEBUG"  # =1: let errors through with their traceback (for debugging lavimo itself)
 
 # group name -> (module under lavimo.commands, one-line help)
 COMMAND_GROUPS: dict[str, tuple[str, str]] = {
@@ -55,15 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except LavimoInputError as error:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
         print(f"lavimo: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        if not is_disk_full(error):
+        if os.environ.get(DEBUG_ENV) == "1":
             raise
-        if not isinstance(error, DiskFullError):  # a write outside lavimo.io's atomic writes (logs, TensorBoard)
-            error = DiskFullError(error.filename or "a file being written")
-        print(f"lavimo: error: {error}", file=sys.stderr)
-        return 1
+        if is_disk_full(error):
+            if not isinstance(error, DiskFullError):  # a write outside lavimo.io's atomic writes (logs, TensorBoard)
+                error = DiskFullError(error.filename or "a file being written")
+            print(f"lavimo: error: {error}", file=sys.stderr)
+            return 1
+        if error.filename is None:
+            raise
+        # a path the user named that cannot be read or written (missing, a folder, read-only, ...): their input
+        print(f"lavimo: error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

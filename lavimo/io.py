@@ -63,6 +63,21 @@ def is_disk_full(error: BaseException) -> bool:
 LOCK_FILE = ".lavimo.lock"  # the lock file :func:`folder_lock` holds in a folder
 
 
+def make_folder(folder: str | os.PathLike[str]) -> None:
+    """``mkdir -p folder``; a file in the way is an error naming that file ("is a file, not a folder")."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(blocker)) from error
+
+
+def _unwritable(error: OSError, folder: Path) -> OSError:
+    """``error`` of a file created in ``folder`` (read-only, no permission), said of ``folder``."""
+    return type(error)(error.errno, f"cannot write in this folder ({error.strerror or error})", str(folder))
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], what: str, name: str = LOCK_FILE) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` for the block (``flock`` on ``folder/{name}``).
@@ -72,8 +87,14 @@ def folder_lock(folder: str | os.PathLike[str], what: str, name: str = LOCK_FILE
     ``name`` locks one part of a folder that several processes share (a render shard's clips).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "a+") as handle:
+    make_folder(folder)
+    try:
+        handle = open(folder / name, "a+")  # noqa: SIM115 (closed by the with below)
+    except OSError as error:
+        if is_disk_full(error):
+            raise
+        raise _unwritable(error, folder) from error
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -99,8 +120,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     tmp: Path | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a folder: name a file to write", str(target))
+        make_folder(target.parent)
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
+        except OSError as error:  # it names the temporary file: name the folder the user gave
+            if is_disk_full(error):
+                raise
+            raise _unwritable(error, target.parent) from error
         os.close(fd)
         tmp = Path(tmp_name)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared

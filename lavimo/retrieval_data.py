@@ -33,12 +33,12 @@ from lavimo.datasets.splits import read_split
 from lavimo.io import LavimoInputError, load_npy
 from lavimo.layout import MIRROR_PREFIX, mirror_clip_id, unmirrored_id
 from lavimo.text.sentences import SentenceCache
+from lavimo.train_config import HFLIP_PAIRINGS
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 STD_FLOOR = 1e-2  # features with a smaller spread (e.g. constant contacts) are not blown up by normalisation
-HFLIP_PAIRINGS = ("original", "mirror")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,11 @@ def compute_motion_stats(dataset_dir: PathLike, train_ids: Sequence[str]) -> Mot
         return MotionStats(mean, np.maximum(std, 1e-8), "dataset:Mean.npy/Std.npy")
     wanted = set(train_ids)
     total, total_sq, count = None, None, 0
-    for _, features in _iter_features(dataset_dir, wanted):
+    for clip_id, features in _iter_features(dataset_dir, wanted):
+        if not np.isfinite(features).all():  # one such clip would make every clip's normalised features NaN
+            raise LavimoInputError(
+                dataset_dir / MANIFEST, f"clip {clip_id} has NaN/Inf motion features: rerun `lavimo prepare`"
+            )
         f = features.astype(np.float64)
         total = f.sum(0) if total is None else total + f.sum(0)
         total_sq = (f**2).sum(0) if total_sq is None else total_sq + (f**2).sum(0)

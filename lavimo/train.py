@@ -22,7 +22,6 @@ its own slice.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import json
@@ -33,7 +32,7 @@ import platform
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +40,14 @@ import torch
 from torch import nn
 
 from lavimo.checkpoints import MODEL_FILE, check_archive, load_checkpoint, save_checkpoint
+from lavimo.datasets.manifest import MANIFEST
 from lavimo.distributed import Process, all_reduce_mean, any_process, barrier, close_process, init_process
 from lavimo.embed import autocast, embed_dataset
 from lavimo.evaluate import evaluate_embeddings
 from lavimo.io import LavimoInputError, atomic_path, save_json, save_text
-from lavimo.layout import CURRENT, features_dir, sentences_dir
-from lavimo.model import LAVIMO, ModelConfig
-from lavimo.presets import TRAIN_PRESETS
+from lavimo.layout import features_dir, sentences_dir
+from lavimo.model import LAVIMO
 from lavimo.retrieval_data import (
-    HFLIP_PAIRINGS,
     Collate,
     EpochBatchSampler,
     MotionStats,
@@ -58,92 +56,13 @@ from lavimo.retrieval_data import (
     split_ids,
 )
 from lavimo.text.sentences import SentenceCache, open_sentence_cache
+from lavimo.train_config import RESUME_FREE_FIELDS, TrainConfig, check_train_config, coerce, make_train_config
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
-# fields that may change between a run and its resumption without changing the numbers it produces
-RESUME_FREE_FIELDS = ("num_workers", "device", "log_every")
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run is made of (defaults = the paper, section 4)."""
-
-    model: str = "paper"  # model size preset: paper | demo | tiny (lavimo.presets.MODEL_PRESETS)
-    model_overrides: dict[str, Any] = field(default_factory=dict)
-    variant: str = "3modal"  # 3modal | 2modal (text + motion only)
-    epochs: int = 400
-    batch_size: int = 64  # global batch (split over processes)
-    lr: float = 1e-4
-    lr_min: float = 1e-5
-    lr_decay_start: int = 100  # constant lr for this many epochs, then linear decay to lr_min at the last epoch
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    grad_clip: float = 0.0  # 0 = off
-    max_frames: int = 196  # longer motions are cropped (randomly in training, centred in evaluation)
-    eval_every: int = 10  # validate every N epochs (and after the last one)
-    val_split: str = "val"  # split used for validation and best-model selection
-    seed: int = 0
-    views: int = 0  # augmented views per training clip drawn from the feature cache (0 = all it holds)
-    features: str = CURRENT  # pointer in {dataset}/features/ naming the frame-feature cache (3-modal)
-    # a flipped training view with: "original" the clip's own motion and caption (the paper says no more),
-    # "mirror" the mirrored clip's, which is what the flipped view shows (lavimo.retrieval_data)
-    hflip_pairing: str = "original"
-    num_workers: int = -1  # DataLoader workers; -1 = auto: 4 on a GPU, 0 on a CPU (data is in memory)
-    precision: str = "auto"  # auto: bf16 where the device computes it natively (training_precision) | bf16 | fp32
-    device: str = "auto"
-    log_every: int = 10  # steps between TensorBoard scalars
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable dict of every field."""
-        return dataclasses.asdict(self)
-
-    def model_config(self, frame_dim: int | None = None, num_frames: int | None = None) -> ModelConfig:
-        """The model config of this run (frame size and count from the feature cache for 3-modal runs)."""
-        overrides = dict(self.model_overrides)
-        if frame_dim is not None:
-            overrides.setdefault("frame_dim", frame_dim)
-        if num_frames is not None:
-            overrides.setdefault("num_frames", num_frames)
-        return ModelConfig.from_preset(self.model, variant=self.variant, **overrides)
-
-
-def coerce(value: str, like: Any) -> Any:
-    """A command-line string as the type of ``like`` (JSON for dicts, lists, None)."""
-    if isinstance(like, bool):
-        if value.lower() not in {"true", "false", "1", "0", "yes", "no"}:
-            raise ValueError(f"expected a boolean, got {value!r}")
-        return value.lower() in {"true", "1", "yes"}
-    if isinstance(like, int | float) and not isinstance(like, bool):
-        return type(like)(float(value)) if isinstance(like, int) and float(value).is_integer() else type(like)(value)
-    if isinstance(like, str):
-        return value
-    return json.loads(value)
-
-
-def make_train_config(preset: str, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """A preset's config (:data:`lavimo.presets.TRAIN_PRESETS`) with overrides (values may be strings from
-    ``--set key=value``)."""
-    if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown training preset {preset!r}; expected one of {sorted(TRAIN_PRESETS)}")
-    cfg = TrainConfig(**TRAIN_PRESETS[preset])
-    for key, value in (overrides or {}).items():
-        if key.startswith("model."):  # model.latent_dim=128 -> model_overrides
-            name = key.removeprefix("model.")
-            like = getattr(ModelConfig(), name) if hasattr(ModelConfig(), name) else value
-            cfg.model_overrides[name] = coerce(value, like) if isinstance(value, str) else value
-            continue
-        if not hasattr(cfg, key):
-            raise ValueError(f"unknown training setting {key!r}; known: {sorted(cfg.to_dict())}")
-        current = getattr(cfg, key)
-        setattr(cfg, key, coerce(value, current) if isinstance(value, str) else value)
-    if cfg.variant not in ("3modal", "2modal"):
-        raise ValueError(f"variant must be 3modal or 2modal, got {cfg.variant!r}")
-    if cfg.hflip_pairing not in HFLIP_PAIRINGS:
-        raise ValueError(f"hflip_pairing must be one of {list(HFLIP_PAIRINGS)}, got {cfg.hflip_pairing!r}")
-    return cfg
+__all__ = ["RESUME_FREE_FIELDS", "TrainConfig", "Trainer", "check_train_config", "coerce", "make_train_config", "train"]
 
 
 def lr_at(step: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
@@ -297,6 +216,12 @@ class Trainer:
             ids = [self.proc.device.index] if self.proc.device.type == "cuda" else None
             self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        if len(self.data.train) < cfg.batch_size:
+            raise LavimoInputError(
+                self.dataset_dir / MANIFEST,
+                f"{len(self.data.train)} training clips are fewer than one batch of {cfg.batch_size}: "
+                "prepare more clips or --set batch_size=N",
+            )
         self.sampler = EpochBatchSampler(
             len(self.data.train), cfg.batch_size, cfg.seed, self.proc.rank, self.proc.world_size
         )

@@ -23,8 +23,8 @@ rule train_ablation:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo train --dataset-dir {params.dataset_dir} --out {params.run_dir} --variant {wildcards.variant}"
-        " {params.args} --no-progress > {log} 2>&1"
+        "lavimo train --dataset-dir {params.dataset_dir:q} --out {params.run_dir:q} --variant {wildcards.variant:q}"
+        " {params.args} --no-progress > {log:q} 2>&1"
 
 
 rule evaluate_ablation:
@@ -45,7 +45,7 @@ rule evaluate_ablation:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo evaluate --run {params.run_dir} {params.args} > {log} 2>&1"
+        "lavimo evaluate --run {params.run_dir:q} {params.args} > {log:q} 2>&1"
 
 
 rule features_study:
@@ -67,9 +67,9 @@ rule features_study:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo features build --dataset-dir {params.dataset_dir} --frames-dir {params.dataset_dir}/frames"
-        " --out {params.dataset_dir}/features {params.args} --pointer ablation-{wildcards.study}"
-        " --workers {threads} > {log} 2>&1"
+        "lavimo features build --dataset-dir {params.dataset_dir:q} --frames-dir {params.dataset_dir:q}/frames"
+        " --out {params.dataset_dir:q}/features {params.args} --pointer ablation-{wildcards.study:q}"
+        " --workers {threads} > {log:q} 2>&1"
 
 
 rule ablation_summary:
@@ -89,8 +89,8 @@ rule ablation_summary:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo ablation --dataset {wildcards.ds} --study {wildcards.study} {params.args}"
-        " --out {output.summary} > {log} 2>&1"
+        "lavimo ablation --dataset {wildcards.ds:q} --study {wildcards.study:q} {params.args}"
+        " --out {output.summary:q} > {log:q} 2>&1"
 
 
 rule ablation_default:
@@ -109,7 +109,7 @@ rule ablation_default:
         "../envs/ml.yaml"
     shell:
         # the summary the README names, results/{ds}/ablation.json, is the default study's
-        "cp {input.summary} {output.summary}.tmp && mv {output.summary}.tmp {output.summary} 2> {log}"
+        "cp {input.summary:q} {output.summary:q}.tmp && mv {output.summary:q}.tmp {output.summary:q} 2> {log:q}"
 
 
 rule ablation_demo:

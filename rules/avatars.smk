@@ -12,7 +12,7 @@ rule build_avatars:
         out=lambda wildcards, output: os.path.dirname(output.avatars[0]),
         backend=AVATAR_BACKEND,
         smpl=(
-            f"--smpl-model-dir {config['avatars']['smpl_model_dir']}"
+            shlex.join(["--smpl-model-dir", config["avatars"]["smpl_model_dir"]])
             if config["avatars"]["smpl_model_dir"]
             else ""
         ),
@@ -23,7 +23,7 @@ rule build_avatars:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo avatars build --backend {params.backend} --out {params.out} {params.smpl} > {log} 2>&1"
+        "lavimo avatars build --backend {params.backend:q} --out {params.out:q} {params.smpl} > {log:q} 2>&1"
 
 
 rule avatar_contact_sheet:
@@ -48,7 +48,7 @@ rule avatar_contact_sheet:
     conda:
         "../envs/render.yaml"
     shell:
-        "lavimo render avatar-sheet --avatars {params.avatars} --out {output.sheet} > {log} 2>&1"
+        "lavimo render avatar-sheet --avatars {params.avatars:q} --out {output.sheet:q} > {log:q} 2>&1"
 
 
 rule avatars:

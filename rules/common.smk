@@ -162,20 +162,41 @@ def set_options(settings):
     return args
 
 
-def train_args(wildcards):
-    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py), the training
-    targets, the overrides (which may change the targets, as the target studies do)."""
-    args = ["--preset", resolve_preset(config["preset"], wildcards.ds), "--nproc", config["train"]["nproc"]]
+def train_settings(study=None):
+    """What `lavimo train` sets on top of the preset: the training targets, then train.overrides, then a study's own
+    settings (a target study changes the targets)."""
     targets = config["train_targets"]
-    args += set_options(
-        {
-            "model.soft_targets": targets["rule"],
-            "model.target_threshold": targets["threshold"],
-            "model.target_scale": targets["scale"],
-        }
-    )
-    args += set_options(config["train"]["overrides"])
+    settings = {
+        "model.soft_targets": targets["rule"],
+        "model.target_threshold": targets["threshold"],
+        "model.target_scale": targets["scale"],
+    }
+    settings.update(config["train"]["overrides"])
+    if study is not None:
+        settings.update(study_config(study)["train"])
+    return settings
+
+
+def train_args(wildcards):
+    """Command-line options of `lavimo train` from the config: the preset (lavimo/presets.py) and the settings."""
+    args = ["--preset", resolve_preset(config["preset"], wildcards.ds), "--nproc", config["train"]["nproc"]]
+    args += set_options(train_settings())
     return shlex.join(str(a) for a in args)
+
+
+def check_train_settings():
+    """Refuse at startup (`snakemake -n` too) what `lavimo train` would refuse after the renders: a misspelt key, a
+    value out of range, in train.overrides or in a study, for every dataset's preset."""
+    from lavimo.train_config import make_train_config
+
+    for ds in DATASETS:
+        preset = resolve_preset(config["preset"], ds)
+        for study in [None, *config["ablation"]["studies"]]:
+            where = "train.overrides" if study is None else f"ablation.studies.{study}.train"
+            try:
+                make_train_config(preset, train_settings(study))
+            except ValueError as error:
+                raise WorkflowError(f"config.yaml {where} (preset {preset}): {error}") from None
 
 
 def evaluate_args():
@@ -244,6 +265,9 @@ def ablation_train_args(wildcards):
     if study["features"]:
         settings["features"] = f"ablation-{wildcards.study}"
     return " ".join([train_args(wildcards), shlex.join(str(a) for a in set_options(settings))])
+
+
+check_train_settings()
 
 
 def ablation_metrics(wildcards):

@@ -19,7 +19,7 @@ checkpoint prepare:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo prepare {wildcards.ds} --out {params.out} {params.args} --workers {threads} > {log} 2>&1"
+        "lavimo prepare {wildcards.ds:q} --out {params.out:q} {params.args} --workers {threads} > {log:q} 2>&1"
 
 
 rule prepare_amass:
@@ -41,8 +41,9 @@ rule prepare_amass:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo prepare amass --amass-root {input.amass} --smplh-dir {input.smplh} --index-csv {input.index_csv}"
-        " --out {params.out} --marker {output.marker} --workers {threads} > {log} 2>&1"
+        "lavimo prepare amass --amass-root {input.amass:q} --smplh-dir {input.smplh:q}"
+        " --index-csv {input.index_csv:q} --out {params.out:q} --marker {output.marker:q} --workers {threads}"
+        " > {log:q} 2>&1"
 
 
 rule prepare_demo:

@@ -23,7 +23,7 @@ rule evaluate:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo evaluate --run {params.run_dir} {params.args} > {log} 2>&1"
+        "lavimo evaluate --run {params.run_dir:q} {params.args} > {log:q} 2>&1"
 
 
 rule evaluate_all:

@@ -27,8 +27,9 @@ rule features:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo features build --dataset-dir {params.dataset_dir} --frames-dir {params.dataset_dir}/frames"
-        " --out {params.dataset_dir}/features {params.args} --shard {wildcards.shard} --workers {threads} > {log} 2>&1"
+        "lavimo features build --dataset-dir {params.dataset_dir:q} --frames-dir {params.dataset_dir:q}/frames"
+        " --out {params.dataset_dir:q}/features {params.args} --shard {wildcards.shard:q} --workers {threads}"
+        " > {log:q} 2>&1"
 
 
 # The cache's index, its rows of results/{ds}/rejected.csv and the pointer current.json, once every shard is encoded.
@@ -55,8 +56,8 @@ rule features_merge:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo features merge --dataset-dir {params.dataset_dir} --frames-dir {params.dataset_dir}/frames"
-        " --out {params.dataset_dir}/features > {log} 2>&1"
+        "lavimo features merge --dataset-dir {params.dataset_dir:q} --frames-dir {params.dataset_dir:q}/frames"
+        " --out {params.dataset_dir:q}/features > {log:q} 2>&1"
 
 
 rule sentences:
@@ -78,8 +79,8 @@ rule sentences:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo features sentences --dataset-dir {params.dataset_dir} --out {params.dataset_dir}/sentences"
-        " {params.args} > {log} 2>&1"
+        "lavimo features sentences --dataset-dir {params.dataset_dir:q} --out {params.dataset_dir:q}/sentences"
+        " {params.args} > {log:q} 2>&1"
 
 
 rule features_demo:

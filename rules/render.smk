@@ -38,9 +38,9 @@ rule render_shard:
     conda:
         "../envs/render.yaml"
     shell:
-        "lavimo render shard --dataset-dir {params.dataset_dir} --shard {wildcards.shard}"
-        " --avatars {params.avatars} --frames-dir {params.dataset_dir}/frames {params.args} --threads {threads}"
-        " > {log} 2>&1"
+        "lavimo render shard --dataset-dir {params.dataset_dir:q} --shard {wildcards.shard:q}"
+        " --avatars {params.avatars:q} --frames-dir {params.dataset_dir:q}/frames {params.args} --threads {threads}"
+        " > {log:q} 2>&1"
 
 
 # Shards render in parallel, each listing its rejections in {shard}.rejected.csv; this one job merges them
@@ -64,7 +64,7 @@ rule render_rejects:
     conda:
         "../envs/render.yaml"
     shell:
-        "lavimo render merge-rejects --dataset-dir {params.dataset_dir} --out {output.merged} > {log} 2>&1"
+        "lavimo render merge-rejects --dataset-dir {params.dataset_dir:q} --out {output.merged:q} > {log:q} 2>&1"
 
 
 rule render_sheet_avatars:
@@ -87,8 +87,8 @@ rule render_sheet_avatars:
     conda:
         "../envs/render.yaml"
     shell:
-        "lavimo render clip-sheet --layout avatars --dataset-dir {params.dataset_dir} --pick 1"
-        " --avatars {params.avatars} --out {output.sheet} {params.args} --threads {threads} > {log} 2>&1"
+        "lavimo render clip-sheet --layout avatars --dataset-dir {params.dataset_dir:q} --pick 1"
+        " --avatars {params.avatars:q} --out {output.sheet:q} {params.args} --threads {threads} > {log:q} 2>&1"
 
 
 rule render_sheet_clips:
@@ -112,9 +112,9 @@ rule render_sheet_clips:
     conda:
         "../envs/render.yaml"
     shell:
-        "lavimo render clip-sheet --layout frames --dataset-dir {params.dataset_dir} --pick 4"
-        " --num-frames {params.num_frames} --avatars {params.avatars} --out {output.sheet} {params.args}"
-        " --threads {threads} > {log} 2>&1"
+        "lavimo render clip-sheet --layout frames --dataset-dir {params.dataset_dir:q} --pick 4"
+        " --num-frames {params.num_frames:q} --avatars {params.avatars:q} --out {output.sheet:q} {params.args}"
+        " --threads {threads} > {log:q} 2>&1"
 
 
 rule render_demo:

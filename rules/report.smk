@@ -28,8 +28,8 @@ rule report:
         f"{RESULTS}/benchmarks/report/report.tsv"
     params:
         results=lambda wildcards, output: os.path.dirname(output.html),
-        datasets=" ".join(config["datasets_enabled"]),
-        variants=" ".join(config["train"]["variants"]),
+        datasets=config["datasets_enabled"],  # lists: `:q` quotes each name
+        variants=config["train"]["variants"],
         backend=AVATAR_BACKEND,
     threads: 1
     resources:
@@ -37,6 +37,6 @@ rule report:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo report --results {params.results} --out {output.html} --datasets {params.datasets}"
-        " --variants {params.variants}"
-        " --avatar-backend {params.backend} > {log} 2>&1"
+        "lavimo report --results {params.results:q} --out {output.html:q} --datasets {params.datasets:q}"
+        " --variants {params.variants:q}"
+        " --avatar-backend {params.backend:q} > {log:q} 2>&1"

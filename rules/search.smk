@@ -20,8 +20,8 @@ rule index:
     conda:
         "../envs/ml.yaml"
     shell:
-        "lavimo index --run {params.run_dir} --dataset-dir {params.dataset_dir} --out {params.index_dir}"
-        " --no-progress > {log} 2>&1"
+        "lavimo index --run {params.run_dir:q} --dataset-dir {params.dataset_dir:q} --out {params.index_dir:q}"
+        " --no-progress > {log:q} 2>&1"
 
 
 rule index_demo:

@@ -23,8 +23,8 @@ rule train:
         "../envs/ml.yaml"
     shell:
         # a rerun after a kill resumes from {run_dir}/checkpoints/last.pt
-        "lavimo train --dataset-dir {params.dataset_dir} --out {params.run_dir} --variant {wildcards.variant}"
-        " {params.args} --no-progress > {log} 2>&1"
+        "lavimo train --dataset-dir {params.dataset_dir:q} --out {params.run_dir:q} --variant {wildcards.variant:q}"
+        " {params.args} --no-progress > {log:q} 2>&1"
 
 
 rule train_demo:

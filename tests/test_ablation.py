@@ -26,13 +26,13 @@ def test_mean_std_and_paired_difference_by_hand() -> None:
     assert paired_difference([5.0, 6.0, 6.5], [3.0, 3.0, 3.5], lower_is_better=True)["verdict"] == "worse"
 
 
-def _fake_run(path: Path, r1: float, video: bool) -> Path:
+def _fake_run(path: Path, r1: float, video: bool, dataset: str = "demo") -> Path:
     directions = ("t2m", "m2t", "v2m", "m2v") if video else ("t2m", "m2t")
     metrics = {
         d: {"R@1": r1, "R@2": r1 + 5, "R@3": r1 + 8, "R@5": r1 + 12, "R@10": r1 + 20, "MedR": 3.0} for d in directions
     }
     similarity = similarity_record((0.8, "(1+cos)/2"), ("keep", 0.8, "cos"))
-    extra = {"variant": "3modal" if video else "2modal", "caption_similarity": similarity}
+    extra = {"dataset": dataset, "variant": "3modal" if video else "2modal", "caption_similarity": similarity}
     write_metrics({"normal": metrics}, path / "metrics.json", path / "metrics.csv", extra)
     return path
 
@@ -54,6 +54,55 @@ def test_summary_pairs_seeds_and_leaves_video_directions_unpaired(tmp_path: Path
 
     with pytest.raises(LavimoInputError, match="2m0"):
         study_summary(runs, "demo")
+
+
+def _cli_error(capsys: pytest.CaptureFixture[str], *args: object) -> str:
+    """The one error line of a `lavimo` command that must fail with exit code 2."""
+    from lavimo.cli import main
+
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("lavimo: error: ")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_runs_whose_metrics_are_not_what_their_label_says_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    three = [_fake_run(tmp_path / f"3m{s}", r, True) for s, r in enumerate([40.0, 42.0])]
+    two = [_fake_run(tmp_path / f"2m{s}", r, False) for s, r in enumerate([41.0, 41.0])]
+    out = tmp_path / "ablation.json"
+
+    def ablation(dataset: str, *specs: str) -> list[str]:
+        return ["ablation", "--dataset", dataset, "--out", out, *(a for spec in specs for a in ("--run", spec))]
+
+    # a 3-modal run passed as the 2-modal one of seed 1 ("diff +0.00, within noise" before)
+    stray = _fake_run(tmp_path / "stray", 42.0, True)
+    line = _cli_error(capsys, *ablation("demo", f"3modal:0:{three[0]}", f"3modal:1:{three[1]}",
+                                         f"2modal:0:{two[0]}", f"2modal:1:{stray}"))  # fmt: skip
+    assert line.startswith(f"lavimo: error: {stray / 'metrics.json'}: metrics of a 3modal run") and "2modal" in line
+    line = _cli_error(capsys, *ablation("demo", f"3modal:0:{three[0]}", f"2modal:0:{three[0]}"))
+    assert line.startswith(f"lavimo: error: {three[0]}: given twice, as 3modal:0 and 2modal:0")
+    # demo runs summarised as KIT-ML
+    line = _cli_error(capsys, *ablation("KIT-ML", f"3modal:0:{three[0]}", f"2modal:0:{two[0]}"))
+    assert line.startswith(f"lavimo: error: {three[0] / 'metrics.json'}: metrics of a demo run") and "KIT-ML" in line
+    # a metrics.json without its dataset (not lavimo evaluate's), an unknown variant, a label given twice
+    metrics = json.loads((two[1] / "metrics.json").read_text())
+    del metrics["dataset"]
+    (two[1] / "metrics.json").write_text(json.dumps(metrics))
+    line = _cli_error(capsys, *ablation("demo", f"3modal:1:{three[1]}", f"2modal:1:{two[1]}"))
+    assert line.startswith(f"lavimo: error: {two[1] / 'metrics.json'}: records no dataset")
+    line = _cli_error(capsys, *ablation("demo", f"3modal:0:{three[0]}", f"3-modal:0:{two[0]}"))
+    assert "--run: unknown variant '3-modal'" in line
+    line = _cli_error(capsys, *ablation("demo", f"3modal:0:{three[0]}", f"2modal:0:{two[0]}", f"2modal:0:{two[1]}"))
+    assert "--run: 2modal seed 0 is given twice" in line
+    assert "expects VARIANT:SEED:DIR" in _cli_error(capsys, *ablation("demo", "3modal:x:/tmp"))
+    assert not out.exists()
+    # the right labels, and a dataset name spelled another way, are accepted
+    kit = [_fake_run(tmp_path / f"kit{v}", 40.0, v == "3modal", dataset="kitml") for v in ("3modal", "2modal")]
+    summary = study_summary({"3modal": {0: kit[0]}, "2modal": {0: kit[1]}}, "KIT-ML")
+    assert summary["dataset"] == "KIT-ML" and summary["seeds"] == [0]
 
 
 def test_cli_summarises_real_tiny_runs(

@@ -7,6 +7,7 @@ The real SMPL-H model is license-gated, so the test writes a small but valid one
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,10 @@ from lavimo.datasets.amass import (
     Z_UP_TO_Y_UP,
     IndexRow,
     amass_file,
+    amass_joints,
     amass_to_humanml3d,
     crop_row,
+    load_amass,
     read_index,
     to_20fps_frames,
 )
@@ -191,3 +194,59 @@ def test_amass_rejects_non_amass_and_missing_inputs(tmp_path: Path, smplh_dir: P
         from lavimo.datasets.amass import model_file
 
         model_file(tmp_path, "male")
+
+
+class _TouchOnUnpickle:
+    """A pickled object that creates ``marker`` when unpickled: what a crafted AMASS file's entry can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("entry", ["gender", "poses"])
+def test_an_amass_file_with_pickled_objects_is_refused_unread(tmp_path: Path, entry: str) -> None:
+    good = tmp_path / "walk_poses.npz"
+    write_amass_walk(good)
+    marker = tmp_path / "unpickled"
+    crafted = dict(np.load(good))
+    crafted[entry] = np.array([_TouchOnUnpickle(marker)], dtype=object)
+    bad = tmp_path / "crafted_poses.npz"
+    np.savez(bad, **crafted)
+    with pytest.raises(LavimoInputError) as info:
+        load_amass(bad)
+    assert info.value.path == str(bad) and "pickled Python objects" in info.value.problem
+    assert not marker.exists()  # nothing was unpickled
+    pickled = tmp_path / "pickled_poses.npz"  # a bare pickle named .npz
+    pickled.write_bytes(pickle.dumps(_TouchOnUnpickle(marker)))
+    with pytest.raises(LavimoInputError, match=r"not an \.npz archive"):
+        load_amass(pickled)
+    assert not marker.exists()
+
+
+def test_amass_gender_may_be_a_str_or_bytes_array(tmp_path: Path) -> None:
+    walk = tmp_path / "walk_poses.npz"
+    write_amass_walk(walk, gender="male")
+    assert load_amass(walk)["gender"] == "male"
+    np.savez(walk, **{**dict(np.load(walk)), "gender": np.array(b"female")})
+    assert load_amass(walk)["gender"] == "female"
+    np.savez(walk, **{**dict(np.load(walk)), "gender": np.array(1)})
+    with pytest.raises(LavimoInputError, match="gender is not one string"):
+        load_amass(walk)
+
+
+def test_a_smplh_model_with_pickled_objects_is_read_without_them(tmp_path: Path, smplh_dir: Path) -> None:
+    """smplx reads .npz models with allow_pickle=True; lavimo reads the arrays itself and leaves objects unread."""
+    marker = tmp_path / "unpickled"
+    crafted = tmp_path / "crafted"
+    write_smplh_model(crafted / "male" / "model.npz", seed=0)
+    model = dict(np.load(crafted / "male" / "model.npz"))
+    model["pose_training_info"] = np.array([_TouchOnUnpickle(marker)], dtype=object)
+    np.savez(crafted / "male" / "model.npz", **model)
+    walk = tmp_path / "walk_poses.npz"
+    write_amass_walk(walk, gender="male")
+    joints = amass_joints(walk, crafted)
+    assert not marker.exists()  # nothing was unpickled
+    np.testing.assert_array_equal(joints, amass_joints(walk, smplh_dir))  # the same body as the plain model's

@@ -165,3 +165,38 @@ def test_bad_input_messages_say_what_is_wrong(tmp_path: Path, case: str, words: 
 def test_crlf_line_endings(tmp_path: Path) -> None:
     motion = read_bvh(write(tmp_path, TINY.replace("\n", "\r\n")))
     assert motion.n_frames == 2 and motion.joint_names == ("Hips", "Spine")
+
+
+LONG = TINY.replace("Frames: 2\nFrame Time: 0.05", "Frames: 4002\nFrame Time: 0.9") + "1 2 3 0 0 0 0 0 0\n" * 4000
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            TINY.replace("0 0 90\n", "0 0 1e300\n"),
+            "implausible motion: a rotation of 1e+300 degrees (joint 'Spine', frame 2)",
+        ),
+        (
+            TINY.replace("1 2 3 90", "1 2 3 -2e5"),
+            "implausible motion: a rotation of 2e+05 degrees (joint 'Hips', frame 2)",
+        ),
+        (TINY.replace("Frame Time: 0.05", "Frame Time: 1000000"), "implausible Frame Time: 1e+06 s per frame"),
+        (TINY.replace("Frame Time: 0.05", "Frame Time: 2"), "implausible Frame Time: 2 s per frame"),
+        (TINY.replace("Frame Time: 0.05", "Frame Time: 0"), "are not positive"),
+        (TINY.replace("Frame Time: 0.05", "Frame Time: nan"), "are not positive"),
+        (LONG, "implausible length: 4002 frames of 0.9 s = 1 h"),
+    ],
+)
+def test_implausible_angles_and_timing_are_refused(tmp_path: Path, text: str, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(LavimoInputError) as info:
+        read_bvh(path)
+    assert info.value.path == str(path) and words in info.value.problem, info.value.problem
+
+
+def test_whole_turns_and_hour_long_clips_are_plausible(tmp_path: Path) -> None:
+    turned = read_bvh(write(tmp_path, TINY.replace("1 2 3 90", "1 2 3 3690"), "turned.bvh"))  # ten turns more
+    np.testing.assert_allclose(forward_kinematics(turned), forward_kinematics(read_bvh(write(tmp_path, TINY))))
+    hour = LONG.replace("Frames: 4002", "Frames: 4001").replace("1 2 3 0 0 0 0 0 0\n", "", 1)
+    assert read_bvh(write(tmp_path, hour, "hour.bvh")).n_frames == 4001  # exactly one hour

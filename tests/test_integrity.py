@@ -27,6 +27,8 @@ from lavimo.io import LavimoInputError, folder_lock
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "resources" / "demo"
 WALK_BVH = REPO / "tests" / "data" / "bvh" / "bandai-namco_dataset-1_walk_normal_001_frames0-44.bvh"
+HML_JOINTS = REPO / "tests" / "data" / "humanml3d" / "new_joints" / "012314.npy"
+HML_FEATURES = REPO / "tests" / "data" / "humanml3d" / "new_joint_vecs" / "012314.npy"
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -111,23 +113,35 @@ def test_a_half_extracted_bundle_is_extracted_again(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- BVH with an absurd value
 
 
-def _bvh_with(tmp_path: Path, value: str) -> Path:
-    """The walk BVH with its second joint's Y position channel of frame 5 set to ``value`` (cm)."""
+HIPS_Y, HIPS_X_ROTATION = 7, 10  # columns of the walk BVH's Hips (after joint_Root's 6 channels)
+
+
+def _bvh_with(tmp_path: Path, value: str, column: int = HIPS_Y) -> Path:
+    """The walk BVH with channel ``column`` of frame 5 set to ``value`` (default: the Hips' Y position, cm)."""
     lines = WALK_BVH.read_text().splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith("Frame Time")) + 1 + 5
     numbers = lines[row].split()
-    numbers[7] = value
+    numbers[column] = value
     lines[row] = " ".join(numbers)
-    path = tmp_path / f"walk_{value}.bvh"
+    path = tmp_path / f"walk_{column}_{value}.bvh"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.mark.parametrize(("value", "problem"), [("1e300", "NaN or Inf"), ("1e30", "implausible motion")])
+@pytest.mark.parametrize(
+    ("value", "column", "problem"),
+    [
+        ("1e300", HIPS_Y, "implausible motion: the root moves"),
+        ("1e30", HIPS_Y, "implausible motion: the root moves"),
+        ("100000", HIPS_Y, "implausible motion: the root moves"),  # the hip 1,000 m up for one frame
+        ("1e300", HIPS_X_ROTATION, "implausible motion: a rotation of 1e+300 degrees (joint 'Hips', frame 6)"),
+        ("-2e5", HIPS_X_ROTATION, "implausible motion: a rotation of 2e+05 degrees"),
+    ],
+)
 def test_from_bvh_refuses_absurd_values_naming_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, problem: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, column: int, problem: str
 ) -> None:
-    bvh = _bvh_with(tmp_path, value)
+    bvh = _bvh_with(tmp_path, value, column)
     out = tmp_path / "walk.npz"
     code, stdout, err = run_cli(["motion", "from-bvh", str(bvh), str(out)], capsys)
     assert (code, stdout) == (2, "")
@@ -137,6 +151,18 @@ def test_from_bvh_refuses_absurd_values_naming_the_file(
     unit = Unit(bvh.stem, str(bvh), {"content": "walk", "style": "normal"}, ())
     result = run_unit(process_demo_clip, unit, PrepareOptions(min_seconds=0.5))
     assert result.clips == [] and [(r.source, problem in r.reason) for r in result.rejected] == [(str(bvh), True)]
+
+
+def test_from_bvh_refuses_an_implausible_frame_time_before_resampling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = WALK_BVH.read_text()
+    for frame_time, problem in (("1000000", "implausible Frame Time: 1e+06 s"), ("1.5", "implausible Frame Time")):
+        bvh = tmp_path / f"walk_{frame_time}.bvh"
+        bvh.write_text(text.replace("Frame Time:\t0.0333333", f"Frame Time:\t{frame_time}"))
+        code, stdout, err = run_cli(["motion", "from-bvh", str(bvh), str(tmp_path / "walk.npz")], capsys)
+        assert (code, stdout) == (2, "") and f"{bvh}: {problem}" in error_line(err)
+    assert not (tmp_path / "walk.npz").exists()
 
 
 def test_from_bvh_never_overwrites_its_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +224,53 @@ def test_bad_array_files_get_one_line_naming_the_file(
         assert not (tmp_path / "out.npy").exists()
 
 
+def _implausible_motions(folder: Path) -> list[tuple[str, Path, str]]:
+    """(motion command, a real HumanML3D clip made implausible, words of the expected message)."""
+    joints, features = np.load(HML_JOINTS), np.load(HML_FEATURES)
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+
+    def case(command: str, name: str, array: np.ndarray, words: str) -> None:
+        np.save(folder / f"{name}.npy", array)
+        cases.append((command, folder / f"{name}.npy", words))
+
+    for value in (1e30, 1e6):
+        far_wrist, far_value = joints.copy(), features.copy()
+        far_wrist[40, 20, 0] = value
+        far_value[40, 10] = value  # a root-relative joint coordinate
+        for command in ("features", "mirror"):
+            case(command, f"wrist_{value:g}", far_wrist, f"implausible motion: a joint lies {value:.3g} m from")
+        case("recover", f"features_{value:g}", far_value, f"implausible motion: a feature value of {value:.3g}")
+    away = joints + np.array([5000.0, 0.0, 0.0], dtype=np.float32)  # the whole body 5 km away
+    case("features", "away", away, "implausible motion: a joint coordinate of 5e+03 m")
+    case("mirror", "away", away, "implausible motion: a joint coordinate of 5e+03 m")
+    tall = joints.copy()
+    tall[:, 15, 1] += 20.0  # the head 20 m above the pelvis
+    case("features", "tall", tall, "implausible motion: a joint lies 20.")
+    # each value plausible, the result not: a 0.17 mm body walking metres, a root 500 m per frame
+    tiny = joints[:, :1] + (joints - joints[:, :1]) * np.float32(1e-4)
+    case("features", "tiny", tiny, "implausible motion (the features computed from it): a feature value of 3.54e+03")
+    fast = features.copy()
+    fast[:, 2] = 500.0
+    case("recover", "fast", fast, "implausible motion (the joints computed from it): a joint coordinate of 5.26e+04")
+    return cases
+
+
+def test_motion_commands_refuse_implausible_input_and_output_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.npy"
+    for command, path, words in _implausible_motions(tmp_path / "in"):
+        code, stdout, err = run_cli(["motion", command, str(path), str(out)], capsys)
+        assert (code, stdout) == (2, ""), (command, path.name, err)
+        assert f"{path}: {words}" in error_line(err), (command, path.name, err)
+        assert not out.exists() and "Warning" not in err
+    for command, path in (("features", HML_JOINTS), ("mirror", HML_JOINTS), ("recover", HML_FEATURES)):
+        code, _, _ = run_cli(["motion", command, str(path), str(out)], capsys)
+        assert code == 0 and out.exists()
+        out.unlink()
+
+
 def test_similarity_matrices_and_embeddings_with_bad_values_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -253,3 +326,34 @@ def test_a_checkpoint_error_is_one_line_without_pytorchs_advice(tmp_path: Path) 
         message = str(error.value)
         assert message.startswith(f"{path}: ") and words in message, message
         assert "\n" not in message and "weights_only" not in message and "trust" not in message, message
+
+
+# ----------------------------------------------------------------------------- prepare's counts
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "value"),
+    [
+        (["demo", "--limit", "-5"], "--limit", "-5"),  # would slice off the last five sources
+        (["demo", "--limit", "0"], "--limit", "0"),
+        (["demo", "--captions", "0"], "--captions", "0"),  # would leave every clip uncaptioned
+        (["demo", "--shard-size", "0"], "--shard-size", "0"),
+        (["humanml3d", "--root", "nowhere", "--shard-size", "-1"], "--shard-size", "-1"),
+        (["amass", "--amass-root", "x", "--smplh-dir", "x", "--index-csv", "x", "--limit", "-5"], "--limit", "-5"),
+    ],
+)
+def test_prepare_counts_below_one_are_refused_when_parsing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], option: str, value: str
+) -> None:
+    out = tmp_path / "out"
+    # past parsing, the missing bundle (or folder) would stop the run at once, with another message
+    with pytest.raises(SystemExit) as done:
+        main(["prepare", *argv, "--out", str(out), *(["--bundle", str(tmp_path / "none")] if "demo" in argv else [])])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert done.value.code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert errors[0].endswith(f"argument {option}: {value} is not at least 1"), errors[0]
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main(["prepare", "demo", "--out", str(out), "--limit", "two"])
+    assert capsys.readouterr().err.splitlines()[-1].endswith("argument --limit: 'two' is not a whole number")

@@ -24,7 +24,7 @@ from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.search.ann import AnnSettings
 from lavimo.search.encode import RunEncoders, SearchInputError
 from lavimo.search.index import SearchIndex, build_index
-from lavimo.search.library import DatasetLibrary, Motion
+from lavimo.search.library import BvhLibrary, DatasetLibrary, Motion
 from lavimo.search.previews import BACKGROUND, PREVIEW_FRAMES, TILE
 from lavimo.search.query import Searcher
 from lavimo.video.cache import FeatureCache
@@ -273,6 +273,36 @@ def test_bvh_folder_index_skips_bad_files_with_their_reason(
         assert searcher.search_bvh(library / f"{name}.bvh")[0].clip_id == name
 
 
+def test_a_bvh_folder_goes_on_past_implausible_files_with_their_reason(tmp_path: Path) -> None:
+    """A Frame Time of 1,000,000 s (20 fps of it: gigabytes), a hip 1 km up for one frame, a 1e300-degree rotation:
+    each file is refused with its reason, before any allocation, and the real clips beside them are read."""
+    walk = BVH_FIXTURES / "bandai-namco_dataset-1_walk_normal_001_frames0-44.bvh"
+    raise_hand = BVH_FIXTURES / "bandai-namco_dataset-2_raise-up-left-hand_normal_001.bvh"
+    library = tmp_path / "mine"
+    library.mkdir()
+    for bvh in (walk, raise_hand):
+        shutil.copy(bvh, library / bvh.name)
+    text = walk.read_text()
+    (library / "slow.bvh").write_text(text.replace("Frame Time:\t0.0333333", "Frame Time:\t1000000"))
+    lines = text.splitlines()
+    row = lines.index("Frame Time:\t0.0333333") + 6
+    for name, column, value in (("hip_up", 7, "100000"), ("spun", 10, "1e300")):  # Hips' Y (cm), X rotation
+        numbers = lines[row].split()
+        numbers[column] = value
+        (library / f"{name}.bvh").write_text("\n".join([*lines[:row], " ".join(numbers), *lines[row + 1 :]]) + "\n")
+    folder = BvhLibrary(library, min_seconds=1.0)
+    motions = list(folder.motions([entry.clip_id for entry in folder.entries()]))
+    assert sorted(m.clip_id for m in motions) == sorted([walk.stem, raise_hand.stem])
+    reasons = {r.item: (r.source, r.reason) for r in folder.rejected}
+    assert sorted(reasons) == ["hip_up", "slow", "spun"]
+    assert reasons["slow"] == (
+        str(library / "slow.bvh"),
+        "implausible Frame Time: 1e+06 s per frame (at most 1 s; 30 fps: 0.0333)",
+    )
+    assert reasons["hip_up"][1].startswith("implausible motion: the root moves")
+    assert reasons["spun"][1].startswith("implausible motion: a rotation of 1e+300 degrees (joint 'Hips', frame 6)")
+
+
 # ---- the command line -----------------------------------------------------------------------------------------
 def test_cli_prints_a_table_json_and_a_contact_sheet(
     capsys: pytest.CaptureFixture[str], index_dir: Path, tmp_path: Path
@@ -371,3 +401,102 @@ def test_cli_answers_bad_input_with_one_line_and_exit_code_2(
     assert code == 2 and out == "", (out, err)
     assert len(lines) == 1 and lines[0].startswith("lavimo: error: "), err
     assert expected in lines[0] and "Traceback" not in err, err
+
+
+# ---- a damaged index ------------------------------------------------------------------------------------------
+def _rewrite(index: Path, change: str) -> str:
+    """Damage a copy of an index as ``change`` says; returns the file the error must name."""
+    meta = json.loads((index / "index.json").read_text())
+    embeddings = index / meta["files"]["embeddings"]
+    array = np.load(embeddings)
+    header = embeddings.stat().st_size - array.nbytes
+
+    def save(new: np.ndarray, checksum: bool) -> None:  # numbers a build wrote (checksum) or an older index
+        np.save(embeddings, new.astype(np.float32))
+        if checksum:
+            meta.setdefault("sha256", {})["embeddings"] = file_sha256(embeddings)
+        else:
+            meta.pop("sha256", None)
+
+    if change == "flipped byte":
+        data = bytearray(embeddings.read_bytes())
+        data[header + 5] ^= 0x10
+        embeddings.write_bytes(bytes(data))
+    elif change == "flipped clips byte":
+        clips = index / meta["files"]["clips"]
+        data = bytearray(clips.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        clips.write_bytes(bytes(data))
+        return str(clips)
+    elif change == "NaN row":
+        array[2] = np.nan
+        save(array, checksum=True)
+    elif change == "row x 1000":
+        array[3] *= 1000
+        save(array, checksum=True)
+    elif change == "scrambled bytes":
+        rng = np.random.default_rng(0)
+        embeddings.write_bytes(embeddings.read_bytes()[:header] + rng.bytes(array.nbytes))
+        meta.pop("sha256", None)
+    elif change == "truncated":
+        embeddings.write_bytes(embeddings.read_bytes()[: header + 100])
+        meta.pop("sha256", None)
+    elif change == "missing embeddings":
+        embeddings.unlink()
+    elif change == "no files key":
+        del meta["files"]
+    elif change == "flipped hnsw byte":
+        from lavimo.search.ann import HnswSearch
+
+        ann = index / "hnsw-0001.faiss"
+        HnswSearch.build(array, AnnSettings(backend="hnsw")).save(ann)
+        meta["files"]["ann"], meta["search"]["backend"] = ann.name, "hnsw"
+        meta.setdefault("sha256", {})["ann"] = file_sha256(ann)
+        data = bytearray(ann.read_bytes())
+        data[-20] ^= 0x01
+        ann.write_bytes(bytes(data))
+        (index / "index.json").write_text(json.dumps(meta))
+        return str(ann)
+    (index / "index.json").write_text(json.dumps(meta))
+    return str(index / "index.json") if change == "no files key" else str(embeddings)
+
+
+DAMAGE = {
+    "flipped byte": "does not match its sha256 in index.json",
+    "flipped clips byte": "does not match its sha256 in index.json",
+    "NaN row": "1 embedding row(s) are not finite unit vectors (row 2, clip '",
+    "row x 1000": "1 embedding row(s) are not finite unit vectors (row 3, clip '",
+    "scrambled bytes": "embedding row(s) are not finite unit vectors (row 0,",
+    "truncated": "truncated or corrupt .npy file",
+    "missing embeddings": "missing, though index.json names it",
+    "no files key": "malformed index file: no 'files'",
+    "flipped hnsw byte": "does not match its sha256 in index.json",
+}
+
+
+@pytest.mark.parametrize("change", list(DAMAGE))
+def test_a_damaged_index_is_one_line_naming_the_file(
+    change: str, capsys: pytest.CaptureFixture[str], index_dir: Path, tmp_path: Path
+) -> None:
+    index = Path(shutil.copytree(index_dir, tmp_path / "index"))
+    named = _rewrite(index, change)
+    code, out, err = cli(capsys, "search", "--index", index, "--motion", "dataset-1_bow_active_001", "--json")
+    lines = [line for line in err.splitlines() if line.startswith("lavimo: error: ")]
+    assert code == 2 and out == "" and len(lines) == 1 and "Traceback" not in err, (out, err)
+    assert lines[0].startswith(f"lavimo: error: {named}: ") and DAMAGE[change] in lines[0], lines[0]
+    assert f"rerun `lavimo index --run RUN --out {index}` to rebuild it" in lines[0]
+    if change in ("NaN row", "row x 1000"):
+        assert ("NaN or Inf values" if change == "NaN row" else "norm 1000)") in lines[0]
+
+
+def test_lavimo_index_rebuilds_a_damaged_index_in_place(
+    search_run: Path, encoders: RunEncoders, index_dir: Path, tmp_path: Path
+) -> None:
+    index = Path(shutil.copytree(index_dir, tmp_path / "index"))
+    meta = json.loads((index / "index.json").read_text())
+    assert set(meta["sha256"]) == {"embeddings", "clips", "ann"} and meta["sha256"]["ann"] is None
+    _rewrite(index, "row x 1000")
+    report = build_index(search_run, index, progress=False, encoders=encoders)
+    assert report.kept == 0 and report.embedded == report.total == len(SearchIndex.load(index_dir))
+    rebuilt = SearchIndex.load(index)
+    assert np.allclose(rebuilt.embeddings, SearchIndex.load(index_dir).embeddings, atol=1e-5)

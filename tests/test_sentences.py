@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import pandas as pd
 import pytest
 
 from lavimo.datasets.manifest import write_manifest
-from lavimo.io import LavimoInputError
+from lavimo.io import LavimoInputError, file_sha256
 from lavimo.text.sentences import (
     SentenceCache,
     SentenceEncoder,
     build_sentence_cache,
     manifest_captions,
     minilm_package_path,
+    open_sentence_cache,
     resolve_sentence_model,
 )
 
@@ -88,3 +90,43 @@ def test_cli_sentences_from_a_manifest(minilm: SentenceEncoder, tmp_path: Path) 
     cache = SentenceCache(tmp_path / "s")
     assert list(cache.rows) == ["a person walks", "someone walks"] and cache.meta["source"] == "path"
     assert (tmp_path / "s" / "all-MiniLM-L6-v2.json").is_file()
+
+
+def _flip_a_data_byte(path: Path) -> None:
+    """Change one bit of the last embedding's bytes (the header stays intact)."""
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_in_the_sentence_cache_is_refused_naming_the_file(
+    minilm: SentenceEncoder, tmp_path: Path
+) -> None:
+    dataset = tmp_path / "demo"
+    build_sentence_cache(["a person jumps", "a person runs"], dataset / "sentences", encoder=minilm)
+    npy = dataset / "sentences" / "all-MiniLM-L6-v2.npy"
+    meta = json.loads((dataset / "sentences" / "all-MiniLM-L6-v2.json").read_text())
+    assert meta["embeddings_sha256"] == file_sha256(npy)
+    clean = open_sentence_cache(dataset).get("a person runs").copy()
+    _flip_a_data_byte(npy)
+    with pytest.raises(LavimoInputError, match=r"do not match their sha256 in all-MiniLM-L6-v2\.json") as error:
+        open_sentence_cache(dataset)
+    assert error.value.path == str(npy) and "rebuild" in str(error.value) and "\n" not in str(error.value)
+    # a rebuild re-embeds every caption (the corrupt rows are not reused)
+    cache = build_sentence_cache(["a person jumps", "a person runs"], dataset / "sentences", encoder=minilm)
+    assert np.allclose(cache.get("a person runs"), clean, atol=1e-6)
+    assert open_sentence_cache(dataset).meta["embeddings_sha256"] == file_sha256(npy)
+
+
+def test_a_sentence_cache_without_a_checksum_is_read_with_a_warning(
+    minilm: SentenceEncoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    build_sentence_cache(["a person jumps"], tmp_path, encoder=minilm)
+    meta_path = tmp_path / "all-MiniLM-L6-v2.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["embeddings_sha256"]
+    meta_path.write_text(json.dumps(meta))
+    with caplog.at_level("WARNING", logger="lavimo.text.sentences"):
+        cache = SentenceCache(tmp_path)
+    assert cache.get("a person jumps").shape == (384,)
+    assert f"{meta_path}: no embeddings sha256" in caplog.text and "rebuild the cache" in caplog.text

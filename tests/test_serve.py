@@ -69,6 +69,20 @@ def test_text_query_returns_its_clip_with_preview(client, searcher: Searcher) ->
     assert preview.data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_previews_are_served_for_an_index_named_by_a_relative_path(
+    searcher: Searcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lavimo serve --index results/demo/index`, the README's command, once answered 500 for every preview."""
+    monkeypatch.chdir(searcher.index.path.parent)
+    relative = Searcher(Path(searcher.index.path.name), device="cpu", frame_encoder=pixel_encoder(), eager=False)
+    assert not Path(searcher.index.path.name).is_absolute()
+    client = create_app(relative).test_client()
+    clip_id = str(relative.index.clips["clip_id"].iloc[0])
+    monkeypatch.chdir(Path("/"))  # Flask's own working directory does not matter either
+    preview = client.get(f"/api/preview/{clip_id}")
+    assert preview.status_code == 200 and preview.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_motion_query_returns_the_clip_first(client, searcher: Searcher) -> None:
     clip_id = str(searcher.index.clips["clip_id"].iat[1])
     hits = client.get("/api/search", query_string={"motion": clip_id}).json["hits"]

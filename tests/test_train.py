@@ -282,3 +282,30 @@ def test_a_flipped_view_is_paired_with_the_mirrored_motion_and_caption(training_
         RetrievalDataset(
             training_dataset, "train", stats, **{**common, "features": FeatureCache(old)}, hflip_pairing="mirror"
         )
+
+
+def test_a_corrupt_or_poisoned_motion_shard_is_named_in_one_line(training_dataset: Path, tmp_path: Path) -> None:
+    """A flipped byte in a motion shard (its members' CRC-32) and a clip with NaN features (which would turn every
+    clip's normalised features into NaN through the statistics) are input errors naming the shard or the clip."""
+    from lavimo.datasets.manifest import iter_shard, read_shard_meta, shard_path, shards, write_shard
+
+    dataset = tmp_path / "demo"
+    shutil.copytree(training_dataset, dataset, ignore=shutil.ignore_patterns("runs", "frames", "features"))
+    shard = shards(dataset)[0]
+    path = shard_path(dataset, shard)
+    motions = {clip_id: (joints, features) for clip_id, joints, features in iter_shard(dataset, shard)}
+    meta = read_shard_meta(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(LavimoInputError, match=f"{shard}.*corrupt motion shard"):
+        list(iter_shard(dataset, shard))
+    train_ids = split_ids(dataset, "train")
+    poisoned = next(c for c in motions if c in train_ids)
+    joints, features = motions[poisoned]
+    features = features.copy()
+    features[3, 7] = np.nan
+    motions[poisoned] = (joints, features)
+    write_shard(path, motions, meta)
+    with pytest.raises(LavimoInputError, match=f"clip {poisoned} has NaN/Inf motion features"):
+        compute_motion_stats(dataset, train_ids)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -172,3 +173,70 @@ def test_report_rule_passes_the_configured_variants(repo_root: Path, tmp_path: P
     default = _report_command(_report_dry_run(repo_root, tmp_path / "results"))
     variants = yaml.safe_load((repo_root / "config.yaml").read_text())["train"]["variants"]
     assert f"--variants {' '.join(variants)} " in default
+
+
+def _shell_rules(repo_root: Path) -> set[str]:
+    """Every rule of rules/*.smk that runs a shell command."""
+    found = set()
+    for path in (repo_root / "rules").glob("*.smk"):
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):$", path.read_text(), flags=re.M)
+        found |= {name for name, body in zip(parts[1::2], parts[2::2], strict=True) if "    shell:" in body}
+    return found
+
+
+def test_shell_commands_quote_every_path(repo_root: Path, tmp_path: Path) -> None:
+    """A results_dir (and other configured folders) with a space and a non-ASCII letter: every rule's command, as
+    the shell splits it, holds each path whole (the log after `>` too), none cut at the space."""
+    base = tmp_path / "wörk space"
+    results, amass = base / "rés ults", base / "amass data"
+    roots = [results, base / "smpl models", amass, base / "smplh models", base / "Human ML3D"]
+    for folder in roots[2:]:
+        folder.mkdir(parents=True)
+    (base / "Human ML3D" / "index.csv").write_text("source_path,start_frame,end_frame,new_name\n")
+    config = {
+        "results_dir": str(results),
+        "avatars": {"smpl_model_dir": str(base / "smpl models")},
+        "datasets": {
+            "humanml3d": {"root": str(base / "Human ML3D")},
+            "amass": {
+                "root": str(amass),
+                "smplh_dir": str(base / "smplh models"),
+                "index_csv": str(base / "Human ML3D" / "index.csv"),
+            },
+        },
+    }
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config, allow_unicode=True))
+    targets = ["all", "report", "ablation_demo", "ablation_studies_demo", "index_demo"]
+    output = snakemake_output(
+        repo_root, "-n", "-p", "--forceall", *targets, f"{results}/amass/humanml3d_layout.json",
+        "--configfile", str(configfile),
+    )  # fmt: skip
+    # once `prepare` has written a manifest (of two shards), the render and feature jobs of its shards show too
+    (results / "demo").mkdir(parents=True)
+    pd.DataFrame({"shard": ["0000", "0001"]}).to_parquet(results / "demo" / "manifest.parquet")
+    output += snakemake_output(repo_root, "-n", "-p", "all", "--configfile", str(configfile))
+    path_options = {"--out", "--dataset-dir", "--frames-dir", "--run", "--avatars", "--results", "--smpl-model-dir",
+                    "--amass-root", "--smplh-dir", "--index-csv", "--marker"}  # fmt: skip
+    seen = set()
+    for block in re.split(r"^(?=(?:local)?(?:rule|checkpoint) \w+:$)", output, flags=re.M):
+        command = re.search(r"^Shell command: (.*)$", block, flags=re.M)
+        if command is None or command.group(1) == "None":  # a target rule: no command
+            continue
+        rule = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", block).group(1)
+        seen.add(rule)
+        tokens = shlex.split(command.group(1))
+        log = re.search(r"^    log: (.*)$", block, flags=re.M).group(1)
+        redirects = [tokens[i + 1] for i, token in enumerate(tokens) if token in (">", "2>")]
+        assert redirects == [log], (rule, tokens)
+        for i, token in enumerate(tokens[:-1]):
+            if token in path_options:
+                value = tokens[i + 1].split(":", 2)[-1] if rule == "ablation_summary" else tokens[i + 1]
+                assert any(value.startswith(f"{root}") for root in roots), (rule, token, tokens)
+        for root in roots:
+            head, tail = str(root).split(" ", 1)
+            for token in tokens:
+                assert not token.endswith(head) and (tail not in token or str(root) in token), (rule, token, tokens)
+        if rule == "ablation_default":
+            assert tokens[1].startswith(str(results)) and tokens[2] == tokens[-4] and tokens[2].endswith(".json.tmp")
+    assert seen == _shell_rules(repo_root), seen ^ _shell_rules(repo_root)

@@ -33,9 +33,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def parse_run(spec: str) -> tuple[str, int, Path]:
     """VARIANT:SEED:DIR -> (variant, seed, dir)."""
+    from lavimo.io import LavimoInputError
+
     parts = spec.split(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        raise argparse.ArgumentTypeError(f"--run expects VARIANT:SEED:DIR, got {spec!r}")
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2]:
+        raise LavimoInputError("--run", f"expects VARIANT:SEED:DIR, got {spec!r}")
     return parts[0], int(parts[1]), Path(parts[2])
 
 
@@ -59,9 +61,15 @@ def run(args: argparse.Namespace) -> int:
         )
 
     runs: dict[str, dict[int, Path]] = {}
+    labels: dict[Path, str] = {}
     for spec in args.run:
         variant, seed, run_dir = parse_run(spec)
+        if seed in runs.get(variant, {}):
+            raise LavimoInputError("--run", f"{variant} seed {seed} is given twice ({runs[variant][seed]}, {run_dir})")
+        if run_dir.resolve() in labels:
+            raise LavimoInputError(run_dir, f"given twice, as {labels[run_dir.resolve()]} and {variant}:{seed}")
         runs.setdefault(variant, {})[seed] = run_dir
+        labels[run_dir.resolve()] = f"{variant}:{seed}"
     summary = study_summary(runs, args.dataset, args.study, args.description, args.override)
     write_study(args.out, summary)
     cell = summary["results"].get("normal", {}).get("t2m", {}).get("R@1", {})

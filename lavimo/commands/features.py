@@ -7,6 +7,8 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lavimo.commands.argtypes import nonnegative_int, positive_int, probability
+from lavimo.io import LavimoInputError
 from lavimo.layout import CURRENT
 
 if TYPE_CHECKING:
@@ -22,8 +24,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--dataset-dir", type=Path, required=True, help="results/{ds} (holds manifest.parquet)")
     build.add_argument("--frames-dir", type=Path, required=True, help="rendered frames: {frames}/{clip_id}/NN.png")
     build.add_argument("--out", type=Path, required=True, help="features folder, e.g. results/{ds}/features")
-    build.add_argument("--views", type=int, default=4, help="augmented views per training clip (val/test: 1 clean)")
-    build.add_argument("--frames", type=int, default=8, help="frames per clip")
+    build.add_argument(
+        "--views", type=positive_int, default=4, help="augmented views per training clip (val/test: 1 clean)"
+    )
+    build.add_argument("--frames", type=positive_int, default=8, help="frames per clip")
     build.add_argument("--encoder", default="clip-vit-b32", choices=["clip-vit-b32", "efficientnet-lite0"])
     build.add_argument(
         "--checkpoint", type=Path, default=None, help="local CLIP ViT-B/32 weights (.pt/.bin/.safetensors)"
@@ -31,14 +35,21 @@ def register(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--no-fallback", action="store_true", help="fail instead of falling back to EfficientNet-Lite0")
     build.add_argument("--seed", type=int, default=0, help="augmentation seed")
     build.add_argument(
-        "--hflip-p", type=float, default=0.5, help="probability of a horizontal flip per training view (paper: on)"
+        "--hflip-p",
+        type=probability,
+        default=0.5,
+        help="probability of a horizontal flip per training view (paper: on)",
     )
     build.add_argument(
         "--pointer", default=CURRENT, help="write {out}/{pointer}.json (another name keeps current.json as it is)"
     )
-    build.add_argument("--frame-size", type=int, default=None, help="expected frame size (default: each meta.json)")
-    build.add_argument("--batch-size", type=int, default=8, help="clips per encoder batch")
-    build.add_argument("--workers", type=int, default=2, help="DataLoader workers that decode and augment")
+    build.add_argument(
+        "--frame-size", type=positive_int, default=None, help="expected frame size (default: each meta.json)"
+    )
+    build.add_argument("--batch-size", type=positive_int, default=8, help="clips per encoder batch")
+    build.add_argument(
+        "--workers", type=nonnegative_int, default=2, help="DataLoader workers that decode and augment (0: none)"
+    )
     build.add_argument(
         "--augment-on",
         default="auto",
@@ -53,7 +64,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="how the encoder runs on a CPU (auto: OpenVINO when installed, ~2x torch's speed, the same features "
         "to within float16 rounding)",
     )
-    build.add_argument("--limit", type=int, default=None, help="only the first N clips (smoke runs)")
+    build.add_argument("--limit", type=positive_int, default=None, help="only the first N clips (smoke runs)")
     build.add_argument("--strict", action="store_true", help="stop at the first bad clip instead of rejecting it")
     build.add_argument(
         "--shard",
@@ -77,7 +88,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     sentences.add_argument("--dataset-dir", type=Path, required=True, help="results/{ds} (holds manifest.parquet)")
     sentences.add_argument("--out", type=Path, required=True, help="e.g. results/{ds}/sentences")
     sentences.add_argument("--model", type=Path, default=None, help="local sentence-transformers model folder")
-    sentences.add_argument("--batch-size", type=int, default=64)
+    sentences.add_argument("--batch-size", type=positive_int, default=64)
     sentences.add_argument("--device", default="cpu")
     sentences.set_defaults(func=run_sentences)
 
@@ -92,19 +103,32 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_build_inputs(args: argparse.Namespace) -> None:
+    """Refuse what would fail only after the encoder has loaded: a dataset folder without a readable, non-empty
+    manifest, a missing or empty frames folder, an --out that is a file, --limit with --shard."""
+    from lavimo.datasets.manifest import load_manifest
+
+    if args.shard and args.limit is not None:
+        raise LavimoInputError("--limit", "applies to a whole build, not with --shard")
+    if len(load_manifest(args.dataset_dir)) == 0:
+        raise LavimoInputError(args.dataset_dir / "manifest.parquet", "the manifest lists no clip: nothing to encode")
+    frames = args.frames_dir
+    if not frames.is_dir():
+        problem = "is a file, not a folder" if frames.exists() else "frames folder does not exist"
+        raise LavimoInputError(frames, f"{problem} (render the dataset first)")
+    if not any(not p.name.startswith(".") for p in frames.iterdir()):  # a render shard leaves its lists at least
+        raise LavimoInputError(frames, "frames folder holds no rendered clip (render the dataset first)")
+    if args.out.exists() and not args.out.is_dir():
+        raise LavimoInputError(args.out, "is a file, not a folder")
+
+
 def run_build(args: argparse.Namespace) -> int:
     from lavimo.io import folder_lock
     from lavimo.video.augment import AugmentConfig
     from lavimo.video.build import BuildOptions, build_feature_cache, encode_shards
     from lavimo.video.encoders import load_frame_encoder
 
-    encoder = load_frame_encoder(
-        args.encoder,
-        args.checkpoint,
-        allow_fallback=not args.no_fallback,
-        device=_device(args.device),
-        runtime=args.runtime if _device(args.device) == "cpu" else "torch",
-    )
+    check_build_inputs(args)  # before the encoder loads and before --out is created
     options = BuildOptions(
         views=args.views,
         num_frames=args.frames,
@@ -118,18 +142,25 @@ def run_build(args: argparse.Namespace) -> int:
         augment=AugmentConfig(hflip_p=args.hflip_p),
         pointer=args.pointer,
     )
-    if args.shard:
-        if args.limit is not None:
-            raise SystemExit("lavimo features build: --limit applies to a whole build, not with --shard")
-        with contextlib.ExitStack() as locks:  # shard jobs run side by side: each holds only its shards
+    with contextlib.ExitStack() as locks:
+        if args.shard:  # shard jobs run side by side: each holds only its shards
             for shard in sorted(args.shard):
                 locks.enter_context(
                     folder_lock(args.out, f"lavimo features build --shard {shard}", f".shard-{shard}.lock")
                 )
+        else:  # one whole build per features folder at a time
+            locks.enter_context(folder_lock(args.out, "lavimo features build"))
+        encoder = load_frame_encoder(
+            args.encoder,
+            args.checkpoint,
+            allow_fallback=not args.no_fallback,
+            device=_device(args.device),
+            runtime=args.runtime if _device(args.device) == "cpu" else "torch",
+        )
+        if args.shard:
             meta = encode_shards(args.dataset_dir, args.frames_dir, args.out, encoder, options, shards=args.shard)
-        print(f"{args.out / meta['encoder_id']}: shard(s) {', '.join(args.shard)} encoded")
-        return 0
-    with folder_lock(args.out, "lavimo features build"):  # one whole build per features folder at a time
+            print(f"{args.out / meta['encoder_id']}: shard(s) {', '.join(args.shard)} encoded")
+            return 0
         _print_cache(build_feature_cache(args.dataset_dir, args.frames_dir, args.out, encoder, options))
     return 0
 
@@ -152,7 +183,6 @@ def _print_cache(cache: FeatureCache) -> None:
 
 def run_sentences(args: argparse.Namespace) -> int:
     from lavimo.datasets.manifest import load_manifest
-    from lavimo.io import LavimoInputError
     from lavimo.text.sentences import (
         SentenceEncoder,
         build_sentence_cache,
@@ -163,6 +193,8 @@ def run_sentences(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.dataset_dir)
     if "texts" not in manifest.columns:
         raise LavimoInputError(args.dataset_dir / "manifest.parquet", "manifest lacks column 'texts'")
+    if len(manifest) == 0:
+        raise LavimoInputError(args.dataset_dir / "manifest.parquet", "the manifest lists no clip: no caption to embed")
     encoder = SentenceEncoder(resolve_sentence_model(args.model), device=args.device)
     cache = build_sentence_cache(
         manifest_captions(manifest["texts"]), args.out, encoder=encoder, batch_size=args.batch_size

@@ -37,14 +37,29 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: Path, ndim: int) -> np.ndarray:
-    return load_npy(path, "joints" if ndim == 3 else "features", ndim=ndim, finite=True)
+    """A joints (``ndim`` 3) or features (2) input, refused unless its values are a plausible motion."""
+    from lavimo.motion.plausibility import check_feature_values, check_joint_values
+
+    array = load_npy(path, "joints" if ndim == 3 else "features", ndim=ndim, finite=True)
+    (check_joint_values if ndim == 3 else check_feature_values)(array, str(path))
+    return array
+
+
+def _save(output: Path, array: np.ndarray, source: Path) -> None:
+    """Write a joints (3-dim) or features (2-dim) output, refused (naming ``source``) unless plausible."""
+    from lavimo.motion.plausibility import check_feature_values, check_joint_values
+
+    what = f"motion (the {'joints' if array.ndim == 3 else 'features'} computed from it)"
+    (check_joint_values if array.ndim == 3 else check_feature_values)(array, str(source), what)
+    save_npy(output, array.astype(np.float32))
 
 
 def run_features(args: argparse.Namespace) -> int:
     from lavimo.motion.humanml3d import joints_to_features
 
-    features = joints_to_features(_load(args.joints, 3), source=str(args.joints))
-    save_npy(args.output, features.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):  # extreme (yet plausible) inputs overflow: checked in _save
+        features = joints_to_features(_load(args.joints, 3), source=str(args.joints))
+    _save(args.output, features, args.joints)
     print(f"{args.output}: features {features.shape}")
     return 0
 
@@ -52,8 +67,9 @@ def run_features(args: argparse.Namespace) -> int:
 def run_recover(args: argparse.Namespace) -> int:
     from lavimo.motion.humanml3d import features_to_joints
 
-    joints = features_to_joints(_load(args.features, 2), source=str(args.features))
-    save_npy(args.output, joints.astype(np.float32))
+    with np.errstate(over="ignore", invalid="ignore"):
+        joints = features_to_joints(_load(args.features, 2), source=str(args.features))
+    _save(args.output, joints, args.features)
     print(f"{args.output}: joints {joints.shape}")
     return 0
 
@@ -62,22 +78,20 @@ def run_mirror(args: argparse.Namespace) -> int:
     from lavimo.motion.mirror import mirror_joints
 
     joints = mirror_joints(_load(args.joints, 3), source=str(args.joints))
-    save_npy(args.output, joints.astype(np.float32))
+    _save(args.output, joints, args.joints)
     print(f"{args.output}: mirrored joints {joints.shape}")
     return 0
 
 
 def run_from_bvh(args: argparse.Namespace) -> int:
-    from lavimo.datasets.clips import check_motion_values
     from lavimo.io import save_npz
     from lavimo.motion.pipeline import bvh_to_clip
 
     same = args.output.exists() and args.bvh.exists() and args.output.samefile(args.bvh)
     if same or args.output.resolve() == args.bvh.resolve():
         raise LavimoInputError(args.output, "output path is the input BVH: choose another output (.npz)")
-    with np.errstate(over="ignore", invalid="ignore"):  # a corrupt value overflows; checked just below
+    with np.errstate(over="ignore", invalid="ignore"):  # a corrupt value overflows; bvh_to_clip refuses the result
         clip = bvh_to_clip(args.bvh)
-    check_motion_values(clip.joints, clip.features, str(args.bvh))
     save_npz(args.output, {"joints": clip.joints.astype(np.float32), "features": clip.features.astype(np.float32)})
     print(f"{args.output}: {clip.joints.shape[0]} frames at 20 fps (from {clip.source_fps:g} fps, {clip.skeleton})")
     return 0

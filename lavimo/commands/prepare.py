@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lavimo.io import folder_lock, save_json
+from lavimo.commands.argtypes import nonnegative_float, positive_int
+from lavimo.io import LavimoInputError, folder_lock, save_json
 
 if TYPE_CHECKING:
     from lavimo.datasets.build import BuildResult, PrepareOptions
@@ -18,12 +19,12 @@ if TYPE_CHECKING:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder, e.g. results/demo")
-    parser.add_argument("--shard-size", type=int, default=128, help="clips per motion shard (default 128)")
+    parser.add_argument("--shard-size", type=positive_int, default=128, help="clips per motion shard (default 128)")
     parser.add_argument("--seed", type=int, default=0, help="seed of splits, captions and avatars (default 0)")
-    parser.add_argument("--min-seconds", type=float, default=1.0, help="reject shorter clips (default 1.0)")
+    parser.add_argument("--min-seconds", type=nonnegative_float, default=1.0, help="reject shorter clips (default 1.0)")
     parser.add_argument("--no-mirror", dest="mirror", action="store_false", help="no left/right mirrored copies")
-    parser.add_argument("--limit", type=int, default=None, help="only the first N source clips")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    parser.add_argument("--limit", type=positive_int, default=None, help="only the first N source clips")
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +33,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     demo = sub.add_parser("demo", help="the bundled Bandai-Namco clips (BVH) with generated captions")
     _common(demo)
     demo.add_argument("--bundle", type=Path, default=Path("resources/demo"), help="demo bundle folder")
-    demo.add_argument("--captions", type=int, default=3, help="captions per clip (default 3)")
+    demo.add_argument("--captions", type=positive_int, default=3, help="captions per clip (default 3)")
     demo.set_defaults(func=run_demo)
 
     humanml3d = sub.add_parser("humanml3d", help="a HumanML3D folder (new_joint_vecs/, new_joints/, texts/, splits)")
@@ -53,8 +54,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     amass.add_argument("--out", type=Path, required=True, help="HumanML3D folder to write (datasets.humanml3d.root)")
     amass.add_argument("--marker", type=Path, default=None, help="JSON summary written when done")
     amass.add_argument("--no-mirror", dest="mirror", action="store_false", help="no M-prefixed mirrored clips")
-    amass.add_argument("--limit", type=int, default=None, help="only the first N rows of index.csv")
-    amass.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    amass.add_argument("--limit", type=positive_int, default=None, help="only the first N rows of index.csv")
+    amass.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     amass.set_defaults(func=run_amass)
 
     bundle = sub.add_parser("bundle-demo", help="(maintainers) build resources/demo from a Bandai-Namco copy")
@@ -85,10 +86,40 @@ def _locked(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
     @functools.wraps(run)
     def locked(args: argparse.Namespace) -> int:
+        check_inputs(args)  # before the lock creates --out: a mistyped input path leaves nothing behind
         with folder_lock(args.out, f"lavimo prepare {args.prepare_command}"):
             return run(args)
 
     return locked
+
+
+def _need_folder(path: Path, problem: str) -> None:
+    if not path.is_dir():
+        raise LavimoInputError(path, "is a file, not a folder" if path.exists() else problem)
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse a missing input folder or file of a prepare command (a mistyped path is never an empty dataset)."""
+    from lavimo.layout import dataset_not_found
+
+    command = args.prepare_command
+    if command == "demo":
+        from lavimo.datasets.bundle import read_bundle_index
+
+        read_bundle_index(args.bundle)
+    elif command == "humanml3d":
+        from lavimo.datasets.humanml3d import check_layout
+
+        check_layout(args.root)
+    elif command == "kitml":
+        _need_folder(args.root, dataset_not_found("kitml"))
+        if args.motions is not None:
+            _need_folder(args.motions, "TMR motion folder not found (--motions)")
+    elif command == "amass":
+        _need_folder(args.amass_root, "AMASS folder not found (--amass-root, datasets.amass.root)")
+        _need_folder(args.smplh_dir, "SMPL-H model folder not found (--smplh-dir): {male,female}/model.npz")
+        if not args.index_csv.is_file():
+            raise LavimoInputError(args.index_csv, "index.csv missing (it ships with HumanML3D)")
 
 
 @_locked

@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
+from lavimo.commands.argtypes import fraction, int_range, nonnegative_int, positive_float, positive_int
 from lavimo.io import LavimoInputError, load_npy
+from lavimo.layout import NUM_AVATARS
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +26,16 @@ def _studio_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--avatars", required=True, help="folder of avatar files {00..12}.npz")
     parser.add_argument("--engine", choices=ENGINE_CHOICES, default="workbench", help="render engine")
     parser.add_argument("--force-engine", action="store_true", help="allow EEVEE without a GPU (very slow)")
-    parser.add_argument("--resolution", type=int, default=512, help="square frame size in pixels")
-    parser.add_argument("--samples", type=int, default=32, help="Cycles/EEVEE samples per pixel")
+    parser.add_argument("--resolution", type=positive_int, default=512, help="square frame size in pixels")
+    parser.add_argument("--samples", type=positive_int, default=32, help="Cycles/EEVEE samples per pixel")
     parser.add_argument("--device", choices=("CPU", "GPU"), default="CPU", help="Cycles device")
     parser.add_argument(
         "--aa", choices=AA_CHOICES, default="OFF", help="Workbench anti-aliasing samples (OFF: one render + FXAA)"
     )
     parser.add_argument("--no-shadow", action="store_true", help="Workbench: no contact shadow")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for rendering (0: all cores)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="CPU threads for rendering (0: all cores)")
     parser.add_argument(
-        "--mesh-detail", type=float, default=0.5, help="fraction of each avatar's triangles rendered, in (0, 1]"
+        "--mesh-detail", type=fraction, default=0.5, help="fraction of each avatar's triangles rendered, in (0, 1]"
     )
 
 
@@ -43,7 +45,7 @@ def _clip_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renders-dir", default=None, help="mp4 folder with --video (default: beside frames-dir)")
     parser.add_argument("--mode", choices=("frames", "video"), default="frames", help="render sampled or all frames")
     parser.add_argument("--video", action="store_true", help="also write {renders_dir}/{clip_id}.mp4 (H.264)")
-    parser.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip")
+    parser.add_argument("--num-frames", type=positive_int, default=8, help="frames sampled per clip")
     parser.add_argument("--stats", default=None, help="write counts and timings of this process as JSON here")
 
 
@@ -60,8 +62,10 @@ def register(parser: argparse.ArgumentParser) -> None:
 
     clips = commands.add_parser("clips", help="render clips given as joint .npy files (T, 22, 3), id = file stem")
     clips.add_argument("--joints", nargs="+", required=True, help="joint files")
-    clips.add_argument("--fps", type=float, default=20.0, help="frame rate of the joint files")
-    clips.add_argument("--avatar", type=int, default=None, help="avatar index for all (default: per clip id)")
+    clips.add_argument("--fps", type=positive_float, default=20.0, help="frame rate of the joint files")
+    clips.add_argument(
+        "--avatar", type=int_range(0, NUM_AVATARS - 1), default=None, help="avatar index for all (default: per clip id)"
+    )
     _studio_args(clips)
     _clip_args(clips)
     clips.set_defaults(func=run_clips)
@@ -69,7 +73,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     avatars = commands.add_parser("avatar-sheet", help="contact sheet of every avatar in rest pose")
     _studio_args(avatars)
     avatars.add_argument("--out", required=True, help="PNG to write")
-    avatars.add_argument("--tile", type=int, default=256, help="tile size in pixels")
+    avatars.add_argument("--tile", type=positive_int, default=256, help="tile size in pixels")
     avatars.set_defaults(func=run_avatar_sheet)
 
     sheet = commands.add_parser("clip-sheet", help="one clip on every avatar, or the sampled frames of clips")
@@ -77,15 +81,20 @@ def register(parser: argparse.ArgumentParser) -> None:
     sheet.add_argument("--out", required=True, help="PNG to write")
     sheet.add_argument("--layout", choices=("avatars", "frames"), default="frames", help="avatars: first clip on all")
     sheet.add_argument("--joints", nargs="*", default=[], help="joint .npy files (T, 22, 3), id = file stem")
-    sheet.add_argument("--fps", type=float, default=20.0, help="frame rate of the joint files")
+    sheet.add_argument("--fps", type=positive_float, default=20.0, help="frame rate of the joint files")
     sheet.add_argument("--dataset-dir", default=None, help="take --clips from this prepared dataset")
     sheet.add_argument("--clips", nargs="*", default=[], help="clip ids in --dataset-dir")
     sheet.add_argument(
-        "--pick", type=int, default=0, help="also take N clips of --dataset-dir spread over its (unmirrored) clip ids"
+        "--pick",
+        type=nonnegative_int,
+        default=0,
+        help="also take N clips of --dataset-dir spread over its (unmirrored) clip ids",
     )
-    sheet.add_argument("--frame", type=int, default=None, help="avatars layout: frame to show (default: middle)")
-    sheet.add_argument("--num-frames", type=int, default=8, help="frames layout: frames per clip")
-    sheet.add_argument("--tile", type=int, default=None, help="tile size in pixels")
+    sheet.add_argument(
+        "--frame", type=nonnegative_int, default=None, help="avatars layout: frame to show (default: middle)"
+    )
+    sheet.add_argument("--num-frames", type=positive_int, default=8, help="frames layout: frames per clip")
+    sheet.add_argument("--tile", type=positive_int, default=None, help="tile size in pixels")
     sheet.set_defaults(func=run_clip_sheet)
 
     merge = commands.add_parser(
@@ -101,7 +110,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "audit", help="check every sampled frame: readable, the right size, not blank, the body in it (no bpy)"
     )
     audit.add_argument("--frames-dir", required=True, help="rendered clips (shard folders are searched too)")
-    audit.add_argument("--resolution", type=int, default=512, help="expected square frame size")
+    audit.add_argument("--resolution", type=positive_int, default=512, help="expected square frame size")
     audit.add_argument("--json", default=None, help="also write the findings here")
     audit.set_defaults(func=run_audit)
 
@@ -111,8 +120,7 @@ def _settings(args: argparse.Namespace):
     from lavimo.render.engines import check_engine
 
     check_engine(args.engine, args.force_engine)
-    if not 0.0 < args.mesh_detail <= 1.0:
-        raise LavimoInputError("--mesh-detail", f"must be in (0, 1], got {args.mesh_detail}")
+    check_avatars(Path(args.avatars))
     if args.threads > 0:  # software OpenGL (llvmpipe) reads this when Blender starts its GPU context
         os.environ.setdefault("LP_NUM_THREADS", str(args.threads))
     from lavimo.render.scene import StudioSettings
@@ -129,6 +137,21 @@ def _settings(args: argparse.Namespace):
         threads=args.threads,
         mesh_detail=args.mesh_detail,
     )
+
+
+def check_avatars(folder: Path) -> None:
+    """Refuse an avatar folder that is missing or holds no avatar file (before Blender loads)."""
+    if not folder.is_dir():
+        raise LavimoInputError(folder, "avatar folder does not exist: run `lavimo avatars build` first")
+    if not any(folder.glob("[0-9][0-9].npz")):
+        raise LavimoInputError(folder, "no avatar files (00.npz ..) in this folder: run `lavimo avatars build` first")
+
+
+def check_dataset(dataset_dir: str) -> None:
+    """Refuse a dataset folder without a readable manifest (before anything is created)."""
+    from lavimo.datasets.manifest import load_manifest
+
+    load_manifest(dataset_dir)
 
 
 def _options(args: argparse.Namespace):
@@ -160,6 +183,7 @@ def _finish(args: argparse.Namespace, report) -> int:
 
 def run_shard(args: argparse.Namespace) -> int:
     """`lavimo render shard` (one process per shard at a time: a second waits, then skips what the first did)."""
+    check_dataset(args.dataset_dir)  # before Blender loads and before the frames folder is created
     settings, options = _settings(args), _options(args)
     from lavimo.io import folder_lock
     from lavimo.render.shard import render_shard, shard_lock_name
@@ -182,6 +206,9 @@ def run_clips(args: argparse.Namespace) -> int:
     video_dir = _renders_dir(args) if options.video else None
     signature = RenderSignature(settings, options, args.avatars)
     pending = joint_file_pending(args.joints, args.frames_dir, video_dir, args.fps, args.avatar, signature, report)
+    if report.rejected and not pending and not report.skipped:  # not one joint file could be read: mistyped paths
+        first = report.rejected[0]
+        raise LavimoInputError(first.source, f"no joint file could be read ({len(report.rejected)}): {first.reason}")
     render_pending(pending, args.avatars, args.frames_dir, video_dir, settings, options, "joint files", report)
     if report.rejected:
         write_rejections(Path(args.frames_dir) / "clips.rejected.csv", report.rejected, STAGE)
@@ -254,6 +281,7 @@ def run_merge_rejects(args: argparse.Namespace) -> int:
     """`lavimo render merge-rejects` (no bpy)."""
     from lavimo.render.rejects import merge_render_rejections
 
+    check_dataset(args.dataset_dir)
     merged = merge_render_rejections(args.dataset_dir, args.frames_dir, args.shards, args.out)
     print(f"{len(merged)} render rejections -> {Path(args.dataset_dir) / 'rejected.csv'}")
     for rejection in merged[:20]:
@@ -266,13 +294,19 @@ def run_audit(args: argparse.Namespace) -> int:
     from lavimo.io import save_json
     from lavimo.render.check import audit_frames
 
-    audit = audit_frames(args.frames_dir, args.resolution)
+    frames_dir = Path(args.frames_dir)
+    if not frames_dir.is_dir():
+        raise LavimoInputError(frames_dir, "frames folder does not exist (render the dataset first)")
+    audit = audit_frames(frames_dir, args.resolution)
+    if audit.clips == 0:
+        raise LavimoInputError(frames_dir, "no rendered clip here (no {clip}/meta.json): render the dataset first")
     print(
         f"{audit.clips} clips, {audit.frames} frames: {len(audit.without_body)} frames without the body "
         f"(in {len(audit.clips_without_body)} clips), {len(audit.wrong_size)} of the wrong size, "
-        f"{len(audit.blank)} blank, {len(audit.unreadable)} unreadable, {len(audit.incomplete)} clips incomplete"
+        f"{len(audit.blank)} blank, {len(audit.unreadable)} unreadable, {len(audit.incomplete)} clips incomplete, "
+        f"{len(audit.bad_meta)} with an unreadable meta.json"
     )
-    for name in (audit.without_body + audit.wrong_size + audit.blank + audit.unreadable)[:20]:
+    for name in (audit.bad_meta + audit.without_body + audit.wrong_size + audit.blank + audit.unreadable)[:20]:
         print(f"  {name}")
     if args.json:
         save_json(args.json, audit.summary())

@@ -44,17 +44,23 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        return _launch(args)
-    from lavimo.train import make_train_config, train
+    from lavimo.io import LavimoInputError
+    from lavimo.train_config import check_run_folder, make_train_config
 
+    # the settings and the run folder are checked here, before torch is imported or torchrun starts children
     overrides = parse_overrides(args.overrides)
     if args.variant:
         overrides["variant"] = args.variant
     try:
         cfg = make_train_config(args.preset, overrides)
     except ValueError as error:
-        raise SystemExit(f"lavimo train: {error}") from error
+        raise LavimoInputError("lavimo train", str(error)) from error
+    if not args.restart and "LOCAL_RANK" not in os.environ:
+        check_run_folder(args.out, args.dataset_dir, cfg)
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        return _launch(args)
+    from lavimo.train import train
+
     if args.restart and int(os.environ.get("RANK", "0")) == 0:
         shutil.rmtree(args.out / "checkpoints", ignore_errors=True)
     model_path = train(args.dataset_dir, args.out, cfg, progress=not args.no_progress)

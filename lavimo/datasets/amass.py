@@ -28,6 +28,7 @@ from lavimo.io import LavimoInputError, Rejection, load_npy, save_npy, write_rej
 from lavimo.layout import mirror_clip_id
 from lavimo.motion.humanml3d import process_joints
 from lavimo.motion.mirror import mirror_joints
+from lavimo.motion.plausibility import check_duration
 from lavimo.motion.resample import resample
 
 LOG = logging.getLogger(__name__)
@@ -86,14 +87,26 @@ def read_index(path: str | os.PathLike[str]) -> list[IndexRow]:
     path = Path(path)
     if not path.exists():
         raise LavimoInputError(path, "index.csv missing (it ships with https://github.com/EricGuo5513/HumanML3D)")
-    frame = pd.read_csv(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as error:  # empty, binary, ragged (pandas' errors are ValueErrors)
+        detail = " ".join(str(error).split())[:80]
+        raise LavimoInputError(path, f"not a readable index.csv ({type(error).__name__}: {detail})") from None
     missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
     if missing:
         raise LavimoInputError(path, f"index.csv lacks columns {missing}")
-    return [
-        IndexRow(str(r.source_path), int(r.start_frame), int(r.end_frame), Path(str(r.new_name)).stem)
-        for r in frame.itertuples(index=False)
-    ]
+    if frame.empty:
+        raise LavimoInputError(path, "index.csv lists no clip")
+    rows = []
+    for number, r in enumerate(frame.itertuples(index=False), start=2):  # line 1 is the header
+        try:
+            rows.append(IndexRow(str(r.source_path), int(r.start_frame), int(r.end_frame), Path(str(r.new_name)).stem))
+        except (TypeError, ValueError, OverflowError):
+            frames = f"{str(r.start_frame)[:20]!r}, {str(r.end_frame)[:20]!r}"
+            raise LavimoInputError(
+                path, f"line {number}: start_frame/end_frame {frames} are not whole numbers"
+            ) from None
+    return rows
 
 
 def amass_file(amass_root: Path, source_path: str) -> Path:
@@ -121,6 +134,34 @@ def model_file(smplh_dir: Path, gender: str) -> Path:
 _MODELS: dict[str, Any] = {}
 
 
+def _model_arrays(path: Path) -> Any:
+    """An .npz SMPL-H model's arrays, read without unpickling, as smplx's ``data_struct``.
+
+    smplx's own loader reads .npz models with ``allow_pickle=True``; here an entry holding Python objects (which
+    smplx never uses) is left out unread, so a crafted model file cannot run code.
+    """
+    from smplx.utils import Struct
+
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise LavimoInputError(path, "not an SMPL-H model: a single .npy array, not an .npz archive")
+        with data:
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError as error:
+                    if "Object arrays" not in str(error):
+                        raise
+                    LOG.debug("%s: entry %r holds Python objects: left out unread", path, key)
+    except LavimoInputError:
+        raise
+    except (OSError, ValueError, EOFError) as error:
+        raise LavimoInputError(path, f"unreadable SMPL-H model ({error})") from error
+    return Struct(**arrays)
+
+
 def body_model(smplh_dir: Path, gender: str) -> Any:
     """The smplx SMPL-H model of a gender (cached per process); HumanML3D uses the female one unless male."""
     import smplx
@@ -128,9 +169,11 @@ def body_model(smplh_dir: Path, gender: str) -> Any:
     gender = "male" if gender == "male" else "female"
     path = model_file(smplh_dir, gender)
     if str(path) not in _MODELS:
+        arrays = _model_arrays(path) if path.suffix == ".npz" else None  # a .pkl model is a pickle: smplx's loader
         _MODELS[str(path)] = smplx.SMPLH(
-            str(path), gender=gender, ext=path.suffix[1:], use_pca=False, flat_hand_mean=True, num_betas=NUM_BETAS
-        )
+            str(path), data_struct=arrays, gender=gender, ext=path.suffix[1:], use_pca=False, flat_hand_mean=True,
+            num_betas=NUM_BETAS,
+        )  # fmt: skip
     return _MODELS[str(path)]
 
 
@@ -141,24 +184,49 @@ def _field(data: Any, path: Path, *names: str) -> np.ndarray:
     raise LavimoInputError(path, f"not an AMASS pose file: no {' / '.join(names)}")
 
 
+def _gender(array: np.ndarray, path: Path) -> str:
+    """AMASS's gender entry, one string (``str`` or ``bytes`` array), as text."""
+    if array.dtype.kind not in "US" or array.size != 1:
+        raise LavimoInputError(path, f"gender is not one string but a {array.dtype} array of shape {array.shape}")
+    value = array.reshape(-1)[0].item()
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
 def load_amass(path: Path) -> dict[str, Any]:
-    """poses (T, 156), trans (T, 3), betas, gender and fps of an AMASS npz."""
+    """poses (T, 156), trans (T, 3), betas, gender and fps of an AMASS npz.
+
+    Read without unpickling (``allow_pickle=False``): an entry holding Python objects, which could run code, is
+    refused naming the file.
+    """
     if not path.exists():
         raise LavimoInputError(path, "AMASS file missing (download the SMPL+H G data from https://amass.is.tue.mpg.de)")
     try:
-        with np.load(path, allow_pickle=True) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise LavimoInputError(path, "not an AMASS pose file: a single .npy array, not an .npz archive")
+        with data:
             poses = _field(data, path, "poses").astype(np.float64)
             trans = _field(data, path, "trans").astype(np.float64)
             betas = _field(data, path, "betas").astype(np.float64).reshape(-1)
-            gender = _field(data, path, "gender").item()
+            gender = _gender(_field(data, path, "gender"), path)
             fps = float(_field(data, path, "mocap_framerate", "mocap_frame_rate"))
-    except (OSError, ValueError, EOFError) as error:
+    except LavimoInputError:
+        raise
+    except ValueError as error:
+        if "Object arrays" in str(error):  # pickled Python objects: unpickling them could run code
+            problem = "an entry holds pickled Python objects, refused unread (AMASS entries are plain arrays)"
+        elif "pickled data" in str(error):  # neither zip nor NumPy header: numpy would unpickle it
+            problem = "not an .npz archive (no zip or NumPy header; a pickle?), refused unread"
+        else:
+            problem = f"unreadable AMASS npz ({error})"
+        raise LavimoInputError(path, problem) from error
+    except (OSError, EOFError, TypeError) as error:
         raise LavimoInputError(path, f"unreadable AMASS npz ({error})") from error
-    if poses.ndim != 2 or poses.shape[1] < 66 or trans.shape != (len(poses), 3) or fps <= 0:
+    if poses.ndim != 2 or poses.shape[1] < 66 or trans.shape != (len(poses), 3) or not fps > 0:
         raise LavimoInputError(path, f"bad AMASS arrays: poses {poses.shape}, trans {trans.shape}, fps {fps}")
-    if not (np.isfinite(poses).all() and np.isfinite(trans).all()):
-        raise LavimoInputError(path, "NaN or Inf in poses/trans")
-    gender = gender.decode() if isinstance(gender, bytes) else str(gender)
+    if not (np.isfinite(poses).all() and np.isfinite(trans).all() and np.isfinite(fps)):
+        raise LavimoInputError(path, "NaN or Inf in poses/trans/fps")
+    check_duration(len(poses), 1.0 / fps, str(path))  # resampled to 20 fps: a tiny fps would take gigabytes
     return {"poses": poses, "trans": trans, "betas": betas, "gender": gender, "fps": fps}
 
 

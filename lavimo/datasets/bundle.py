@@ -107,7 +107,17 @@ def read_bundle_index(bundle: str | os.PathLike[str]) -> dict[str, Any]:
         raise LavimoInputError(
             path, "not a demo bundle (build it with `lavimo prepare bundle-demo --src ... --out resources/demo`)"
         )
-    return json.loads(path.read_text())
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise LavimoInputError(path, f"unreadable bundle index ({type(error).__name__}): rebuild the bundle") from error
+    archives = index.get("archives") if isinstance(index, dict) else None
+    if not isinstance(archives, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("file"), str) and isinstance(e.get("sha256"), str)
+        for e in archives.values()
+    ):
+        raise LavimoInputError(path, "not a bundle index: expected {'archives': {name: {file, sha256, ...}}}")
+    return index
 
 
 def unpack_bundle(bundle: str | os.PathLike[str], dest: str | os.PathLike[str]) -> dict[str, Path]:

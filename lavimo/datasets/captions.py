@@ -9,8 +9,12 @@ so a rerun gives the same captions while clips of the same label get different w
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import unicodedata
 from dataclasses import dataclass
+
+from lavimo.io import LavimoInputError
 
 SUBJECTS: tuple[str, ...] = ("a person", "someone", "a figure", "the person", "an individual", "a character")
 NOUNS: tuple[str, ...] = ("person", "figure", "individual", "character")
@@ -233,3 +237,23 @@ def captions_for(clip_key: str, content: str, style: str, n: int = 3, seed: int 
                 used_verbs.add(verb)
                 used_templates.add(template)
     return chosen
+
+
+def strip_format_characters(text: str) -> str:
+    """``text`` without Unicode format characters (category Cf: zero-width spaces and joiners, byte-order marks,
+    bidirectional marks, soft hyphens): invisible, they would make an empty caption look like text."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def clean_caption(text: object, source: str | os.PathLike[str], where: str) -> str:
+    """A caption read from a dataset, as stored: format characters removed, ends stripped. A value that is not text,
+    holds a NUL character (binary data) or is empty once cleaned raises :class:`LavimoInputError` (``where`` says
+    which line or annotation of ``source``)."""
+    if not isinstance(text, str):
+        raise LavimoInputError(source, f"{where}: the caption is not text ({type(text).__name__})")
+    if "\x00" in text:
+        raise LavimoInputError(source, f"{where}: the caption holds a NUL character (binary data, not text)")
+    cleaned = strip_format_characters(text).strip()
+    if not cleaned:
+        raise LavimoInputError(source, f"{where}: empty caption (nothing but spaces or invisible characters)")
+    return cleaned

@@ -13,12 +13,13 @@ import numpy as np
 from lavimo.io import LavimoInputError
 from lavimo.motion.humanml3d import process_joints, recover_root
 from lavimo.motion.mirror import mirror_joints
+from lavimo.motion.plausibility import MAX_BODY_M as MAX_BODY_M  # the limits, re-exported from lavimo.motion
+from lavimo.motion.plausibility import MAX_EXTENT_M as MAX_EXTENT_M
+from lavimo.motion.plausibility import check_motion_values
 from lavimo.motion.quaternion import qinv, qrot
 from lavimo.motion.skeleton import FEATURE_DIM, NUM_JOINTS
 
 FPS = 20
-MAX_BODY_M = 10.0  # no joint of a canonical clip lies farther from its root (a body spans about 2 m)
-MAX_EXTENT_M = 1000.0  # no coordinate (m) or feature (m, m/frame, radians/frame) goes beyond it
 _VELOCITY = slice(4 + 9 * (NUM_JOINTS - 1), 4 + 9 * (NUM_JOINTS - 1) + 3 * NUM_JOINTS)  # [193:259]
 
 
@@ -40,26 +41,6 @@ def check_motion(joints: np.ndarray, features: np.ndarray, source: str) -> tuple
         raise LavimoInputError(source, f"{joints.shape[0]} joint frames but {features.shape[0]} feature frames")
     check_motion_values(joints, features, source)
     return joints.astype(np.float32), features.astype(np.float32)
-
-
-def check_motion_values(joints: np.ndarray, features: np.ndarray, source: str) -> None:
-    """Refuse a canonical clip (joints in metres, features) with NaN or Inf values or an implausible scale.
-
-    Implausible: a joint farther than :data:`MAX_BODY_M` from the root, or any joint coordinate or feature
-    beyond :data:`MAX_EXTENT_M` (wrong units, or a corrupt value such as 1e30 in a BVH).
-    """
-    if not (np.isfinite(joints).all() and np.isfinite(features).all()):
-        raise LavimoInputError(source, "motion contains NaN or Inf values")
-    body = float(np.abs(joints - joints[:, :1]).max(initial=0.0))
-    if body > MAX_BODY_M:
-        raise LavimoInputError(
-            source, f"implausible motion: a joint lies {body:.3g} m from the root (a body spans < {MAX_BODY_M:g} m)"
-        )
-    extent = max(float(np.abs(joints).max(initial=0.0)), float(np.abs(features).max(initial=0.0)))
-    if extent > MAX_EXTENT_M:
-        raise LavimoInputError(
-            source, f"implausible motion: a value of {extent:.3g} (m or m/frame), beyond {MAX_EXTENT_M:g}"
-        )
 
 
 def from_joints(world: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, Unit, UnitResult, build_dataset
 from lavimo.datasets.bundle import unpack_bundle
-from lavimo.datasets.captions import CONTENT_PHRASES, STYLE_PHRASES, captions_for, phrases_digest
+from lavimo.datasets.captions import (
+    CONTENT_PHRASES,
+    STYLE_PHRASES,
+    captions_for,
+    phrases_digest,
+    strip_format_characters,
+)
 from lavimo.datasets.clips import check_motion, complete_joints, duration, mirrored
 from lavimo.datasets.splits import dissimilar_subset, stratified_split, write_splits
 from lavimo.io import LavimoInputError, Rejection
@@ -25,10 +31,14 @@ NSIM_SIZE = 100
 
 
 def read_label_list(path: Path, prefix: str) -> list[str]:
-    """Labels of a ``cfg/*.txt`` list, without the ``{dataset}_`` prefix."""
+    """Labels of a ``cfg/*.txt`` list, without the ``{dataset}_`` prefix (format characters, e.g. a byte-order mark,
+    removed; a NUL character refuses the list)."""
     if not path.exists():
         raise LavimoInputError(path, "label list missing")
-    names = path.read_text().split()
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "\x00" in text:
+        raise LavimoInputError(path, "label list holds a NUL character (binary data, not text)")
+    names = strip_format_characters(text).split()
     if not names:
         raise LavimoInputError(path, "label list is empty")
     return [n.removeprefix(f"{prefix}_") for n in names]
@@ -38,14 +48,18 @@ def read_labels(json_path: Path, contents: list[str], styles: list[str]) -> tupl
     """(content, style) of a clip from its JSON label file, checked against its file name."""
     if not json_path.exists():
         raise LavimoInputError(json_path, "label file missing (every BVH needs its JSON labels)")
-    text = json_path.read_text().strip()
+    text = json_path.read_text(encoding="utf-8", errors="replace").strip()
     if not text:
         raise LavimoInputError(json_path, "label file is empty")
     try:
         labels = json.loads(text)
-        content, style = contents[int(labels["content"])], styles[int(labels["style"])]
-    except (ValueError, KeyError, IndexError, TypeError) as error:
-        raise LavimoInputError(json_path, f"bad labels, expected {{'content': i, 'style': j}} ({error!r})") from error
+        content_index, style_index = int(labels["content"]), int(labels["style"])
+        if content_index < 0 or style_index < 0:
+            raise IndexError("negative label index")
+        content, style = contents[content_index], styles[style_index]
+    except (ValueError, KeyError, IndexError, TypeError, OverflowError) as error:
+        problem = f"bad labels, expected {{'content': i, 'style': j}} ({repr(error)[:80]})"
+        raise LavimoInputError(json_path, problem) from None
     parts = json_path.stem.split("_")
     if len(parts) == 4 and (parts[1], parts[2]) != (content, style):
         raise LavimoInputError(json_path, f"labels {content}/{style} contradict the file name")

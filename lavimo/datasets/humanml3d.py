@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, Unit, UnitResult, build_dataset
+from lavimo.datasets.captions import clean_caption, strip_format_characters
 from lavimo.datasets.clips import FPS, check_motion, complete_joints, duration, seconds_to_frames
 from lavimo.datasets.splits import SPLITS, read_split, write_splits
 from lavimo.io import LavimoInputError, Rejection, atomic_path, load_npy
@@ -44,35 +45,56 @@ class Caption:
 
 
 def parse_texts(path: str | os.PathLike[str]) -> list[Caption]:
-    """Captions of ``texts/{id}.txt``; a missing, empty or malformed file raises :class:`LavimoInputError`."""
+    """Captions of ``texts/{id}.txt``; a missing, empty or malformed file raises :class:`LavimoInputError`.
+
+    Unicode format characters (zero-width spaces, byte-order marks) are removed; a NUL character refuses the file.
+    A NaN time counts as 0, as in HumanML3D's loaders; other bad times are refused per caption by :func:`span_frames`.
+    """
     path = Path(path)
     if not path.exists():
         raise LavimoInputError(path, "caption file missing")
     captions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if "\x00" in raw:
+            raise LavimoInputError(path, f"line {number}: holds a NUL character (binary data, not a caption)")
+        line = strip_format_characters(raw).strip()
+        if not line:
             continue
-        fields = line.strip().rsplit("#", 3)
+        fields = line.rsplit("#", 3)
         if len(fields) != 4 or not fields[0].strip():
-            raise LavimoInputError(path, f"line {number}: expected 'caption#tokens#start#end', got {line.strip()!r}")
+            raise LavimoInputError(path, f"line {number}: expected 'caption#tokens#start#end', got {_cut(line)!r}")
         try:
             start, end = float(fields[2] or 0.0), float(fields[3] or 0.0)
-        except ValueError as error:
-            raise LavimoInputError(path, f"line {number}: bad start/end times ({error})") from error
+        except ValueError:
+            raise LavimoInputError(
+                path, f"line {number}: bad start/end times {_cut(fields[2])!r}, {_cut(fields[3])!r}"
+            ) from None
         start, end = (0.0 if math.isnan(start) else start), (0.0 if math.isnan(end) else end)
-        captions.append(Caption(fields[0].strip(), start, end, number))
+        captions.append(Caption(clean_caption(fields[0], path, f"line {number}"), start, end, number))
     if not captions:
         raise LavimoInputError(path, "caption file is empty")
     return captions
 
 
+def _cut(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def span_frames(start: float, end: float, n_features: int, source: str, where: str) -> tuple[int, int]:
-    """Feature frames [a, b) of a caption span; times outside the clip raise :class:`LavimoInputError`."""
+    """Feature frames [a, b) of a caption span; times that are not finite, outside the clip or shorter than a frame
+    raise :class:`LavimoInputError`."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise LavimoInputError(source, f"{where}: caption time {start:g}-{end:g} s is not a finite number")
+    seconds = n_features / FPS
+    outside = f"{where}: caption time {start:g}-{end:g} s is outside the clip (0-{seconds:g} s)"
+    if start < 0 or end <= start or end > 2 * (seconds + TIME_TOLERANCE):  # in seconds first: 1e300 s has no frame
+        raise LavimoInputError(source, outside)
     a, b = seconds_to_frames(start, end)
-    if start < 0 or end <= start or a >= n_features or b > n_features + TIME_TOLERANCE * FPS:
-        raise LavimoInputError(
-            source, f"{where}: caption time {start:g}-{end:g} s is outside the clip (0-{n_features / FPS:g} s)"
-        )
+    if a >= n_features or b > n_features + TIME_TOLERANCE * FPS:
+        raise LavimoInputError(source, outside)
+    if b <= a:
+        raise LavimoInputError(source, f"{where}: caption time {start:g}-{end:g} s spans no whole frame")
     return a, min(b, n_features)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lavimo.datasets.build import STAGE, BuildResult, ClipOut, PrepareOptions, Unit, UnitResult, build_dataset
+from lavimo.datasets.captions import clean_caption
 from lavimo.datasets.clips import FPS, from_joints
 from lavimo.datasets.humanml3d import (
     check_layout,
@@ -113,27 +114,58 @@ def tmr_units(
     return units
 
 
+def segment_name(annotation: Any, index: int) -> str:
+    """An annotation's ``seg_id``, or ``#index`` when it has none."""
+    seg_id = annotation.get("seg_id") if isinstance(annotation, dict) else None
+    return seg_id if isinstance(seg_id, str) else f"#{index}"
+
+
+def read_annotation(annotation: Any, where: str, source: str) -> tuple[str, float, float]:
+    """(caption, start, end) of one TMR annotation; a malformed one raises :class:`LavimoInputError`."""
+    if not isinstance(annotation, dict):
+        raise LavimoInputError(
+            source, f"{where}: expected {{seg_id, text, start, end}}, got {type(annotation).__name__}"
+        )
+    text = clean_caption(annotation.get("text"), source, where)
+    try:
+        start, end = float(annotation["start"]), float(annotation["end"])
+    except (KeyError, TypeError, ValueError):
+        times = f"{str(annotation.get('start'))[:40]!r}, {str(annotation.get('end'))[:40]!r}"
+        raise LavimoInputError(source, f"{where}: bad start/end times {times}") from None
+    return text, start, end
+
+
 def process_tmr_clip(unit: Unit, options: PrepareOptions) -> UnitResult:
-    """Crop one TMR motion by its annotations' spans into clips (joints recovered from the features)."""
+    """Crop one TMR motion by its annotations' spans into clips (joints recovered from the features).
+
+    A malformed annotation (no text, a NUL in it, times that are not numbers) is rejected on its own."""
     del options
     annotations = unit.payload["annotations"]
     if not annotations:
         raise LavimoInputError(unit.source, f"{unit.key}: no annotations")
+    if not isinstance(annotations, list):
+        raise LavimoInputError(unit.source, f"{unit.key}: annotations are not a list")
     features = load_features(Path(unit.source))
-    spans: dict[tuple[float, float], list[dict[str, Any]]] = {}
-    for annotation in annotations:
-        spans.setdefault((float(annotation["start"]), float(annotation["end"])), []).append(annotation)
     result = UnitResult()
+    spans: dict[tuple[float, float], list[tuple[str, str]]] = {}
+    for index, annotation in enumerate(annotations):
+        seg_id = segment_name(annotation, index)
+        try:
+            text, start, end = read_annotation(annotation, f"{unit.key} {seg_id}", unit.source)
+        except LavimoInputError as error:
+            result.rejected.append(Rejection(f"{unit.key}:{seg_id}", STAGE, error.path, error.problem))
+            continue
+        spans.setdefault((start, end), []).append((seg_id, text))
     origin = unit.payload["mirrored_from"]
     for index, ((start, end), group) in enumerate(spans.items()):
-        suffix = "" if index == 0 else f"_{int(start * FPS)}_{int(end * FPS)}"
         try:
-            a, b = span_frames(start, end, len(features), unit.source, f"{unit.key} {group[0]['seg_id']}")
+            a, b = span_frames(start, end, len(features), unit.source, f"{unit.key} {group[0][0]}")
             joints, feats = cropped_clip(features, a, b, unit.source)
         except LavimoInputError as error:
-            result.rejected += [Rejection(f"{unit.key}:{g['seg_id']}", STAGE, error.path, error.problem) for g in group]
+            result.rejected += [Rejection(f"{unit.key}:{seg}", STAGE, error.path, error.problem) for seg, _ in group]
             continue
-        texts = whole_texts([g["text"] for g in group], len(joints))
+        suffix = "" if index == 0 else f"_{int(start * FPS)}_{int(end * FPS)}"
+        texts = whole_texts([text for _, text in group], len(joints))
         mirrored_from = origin + suffix if origin else ""
         result.clips.append(ClipOut(unit.key + suffix, joints, feats, texts, unit.source, mirrored_from))
     return result

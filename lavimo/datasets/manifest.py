@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -110,7 +111,18 @@ def load_manifest(ds_dir: PathLike) -> pd.DataFrame:
     path = Path(ds_dir) / MANIFEST
     if not path.exists():
         raise LavimoInputError(path, "no manifest: run `lavimo prepare` for this dataset first")
-    return pd.read_parquet(path)
+    rerun = "rerun `lavimo prepare` for this dataset"
+    if not path.is_file():
+        raise LavimoInputError(path, f"not a file: {rerun}")
+    try:
+        frame = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as error:  # 0 bytes, text, a damaged footer, unreadable ...
+        detail = " ".join(str(error).split()) or type(error).__name__
+        detail = detail if len(detail) <= 120 else detail[:117] + "..."
+        raise LavimoInputError(path, f"not a readable Parquet manifest ({detail}): {rerun}") from error
+    if "clip_id" not in frame.columns:
+        raise LavimoInputError(path, f"not a manifest (no clip_id column): {rerun}")
+    return frame
 
 
 @lru_cache(maxsize=8)
@@ -142,10 +154,15 @@ def iter_shard(ds_dir: PathLike, shard: str) -> Iterator[tuple[str, np.ndarray, 
     path = shard_path(ds_dir, shard)
     if not path.exists():
         raise LavimoInputError(path, "motion shard missing: rerun `lavimo prepare` for this dataset")
-    with np.load(path, allow_pickle=False) as npz:
-        meta = json.loads(str(npz[META_KEY]))
-        for clip_id in meta["clips"]:
-            yield clip_id, npz[f"{clip_id}/joints"], npz[f"{clip_id}/features"]
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(str(npz[META_KEY]))
+            for clip_id in meta["clips"]:
+                yield clip_id, npz[f"{clip_id}/joints"], npz[f"{clip_id}/features"]
+    except (zipfile.BadZipFile, EOFError, KeyError, ValueError) as error:  # each member carries a CRC-32, checked here
+        raise LavimoInputError(
+            path, f"corrupt motion shard ({type(error).__name__}: {error}): rerun `lavimo prepare` for this dataset"
+        ) from error
 
 
 def shards(ds_dir: PathLike) -> list[str]:

@@ -20,6 +20,10 @@ FusionQueries = Literal["embedding", "tokens"]
 LEGACY_FUSION_QUERIES = {"cls": "embedding"}  # names stored by older runs
 
 DISTILBERT_NAME = "distilbert-base-uncased"
+TEXT_BACKBONES = ("distilbert", "minilm", "tiny")
+ACTIVATIONS = ("gelu", "relu")
+POSITIVE_INTS = ("latent_dim", "num_heads", "ff_dim", "motion_dim", "motion_layers", "text_layers", "text_max_length",
+                 "tiny_text_dim", "frame_dim", "num_frames", "video_layers", "decoder_layers")  # fmt: skip
 
 
 @dataclass
@@ -113,6 +117,18 @@ class ModelConfig:
             raise ValueError(f"fusion_queries must be 'embedding' (the paper) or 'tokens', got {self.fusion_queries!r}")
         if self.variant not in ("3modal", "2modal"):
             raise ValueError(f"variant must be '3modal' or '2modal', got {self.variant!r}")
+        for name in POSITIVE_INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if not (isinstance(self.dropout, int | float) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.recon_weight, int | float) and 0.0 <= self.recon_weight < float("inf")):
+            raise ValueError(f"recon_weight must be a finite number >= 0, got {self.recon_weight!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {self.activation!r}")
+        if self.text_backbone not in TEXT_BACKBONES:
+            raise ValueError(f"text_backbone must be one of {list(TEXT_BACKBONES)}, got {self.text_backbone!r}")
         if self.latent_dim % self.num_heads:
             raise ValueError(f"latent_dim {self.latent_dim} is not divisible by num_heads {self.num_heads}")
         if self.soft_targets not in TARGET_RULES:

