@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lavimo.io import LavimoInputError, atomic_path
+from lavimo.io import DiskFullError, LavimoInputError, atomic_path
 
 PathLike = str | os.PathLike[str]
 MODEL_FILE = "model.pt"  # the selected weights in a run folder (the Snakemake target)
@@ -28,11 +28,20 @@ MODEL_FILE = "model.pt"  # the selected weights in a run folder (the Snakemake t
 CHECKPOINT_FORMAT = 1
 
 
+TORCH_WRITE_FAILURES = ("file write failed", "unexpected pos")
+
+
 def save_checkpoint(path: PathLike, state: Mapping[str, Any]) -> None:
     """``state`` stamped with :data:`CHECKPOINT_FORMAT`, saved to a temp file and renamed into place (a killed
     run never leaves half a checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
+    except RuntimeError as error:
+        # torch's zip writer reports a full disk as a RuntimeError ("file write failed", "unexpected pos ...")
+        if not any(hint in str(error) for hint in TORCH_WRITE_FAILURES):
+            raise
+        raise DiskFullError(path) from None
 
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:

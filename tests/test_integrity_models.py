@@ -180,3 +180,20 @@ def test_training_stops_at_the_first_non_finite_loss_naming_the_batch(training_d
         train(dataset, out, make_train_config("tiny", TINY_TRAIN), progress=False)
     assert error.value.path == str(out) and clip in str(error.value)
     assert not (out / "model.pt").exists()
+
+
+def test_a_checkpoint_written_to_a_full_disk_is_one_error_naming_it(tmp_path: Path) -> None:
+    """torch's zip writer reports a full disk as a RuntimeError ("unexpected pos", "file write failed"): it becomes
+    the disk-full error, naming the checkpoint, and no half-written file is left."""
+    import torch
+    from helpers import small_disk
+
+    from lavimo.io import DiskFullError
+
+    folder = tmp_path / "disk"
+    with small_disk(folder, 512):
+        path = folder / "last.pt"
+        with pytest.raises(DiskFullError) as caught:
+            save_checkpoint(path, {"model": {"weight": torch.zeros(1024, 1024)}})  # 4 MiB on a 512 KiB disk
+        assert str(caught.value).startswith(f"{path}: no space left on device")
+        assert sorted(p.name for p in folder.iterdir()) == []

@@ -105,3 +105,18 @@ def test_snakemake_refuses_a_bad_override_before_any_job(repo_root: Path, tmp_pa
         result = run_snakemake(repo_root, "-n", "--config", f"train={{'overrides': {overrides}}}", results)
         assert result.returncode != 0 and message in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_failing_torchrun_process_gives_one_line_and_exit_2(tmp_path: Path) -> None:
+    """`lavimo train --nproc 2` on a folder that is no dataset: both processes fail on the same input; the parent
+    prints that line once, without torchrun's ChildFailedError report, and exits 2 as a single process does."""
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "lavimo.cli", "train", "--dataset-dir", str(tmp_path / "empty"),
+         "--out", str(tmp_path / "run"), "--preset", "tiny", "--nproc", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert result.returncode == 2, result.stderr
+    assert errors == [errors[0]] and errors[0].startswith("lavimo: error: ") and str(tmp_path) in errors[0]
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from lavimo.presets import PRESETS
@@ -71,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """Re-run this command under torchrun in ``--nproc`` processes."""
+    from lavimo.cli import run_distributed
     from lavimo.distributed import torchrun_command
 
     cli_args = ["train", "--dataset-dir", str(args.dataset_dir), "--out", str(args.out), "--preset", args.preset]
@@ -82,4 +82,4 @@ def _launch(args: argparse.Namespace) -> int:
         cli_args.append("--no-progress")
     if args.restart:
         shutil.rmtree(args.out / "checkpoints", ignore_errors=True)
-    return subprocess.call(torchrun_command(args.nproc, cli_args))
+    return run_distributed(torchrun_command(args.nproc, cli_args))
