@@ -8,6 +8,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import os
 import socket
@@ -150,9 +151,12 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
 
 
 def save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], compressed: bool = True) -> None:
-    """Write several arrays as .npz atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        (np.savez_compressed if compressed else np.savez)(handle, **arrays)
+    """Write several arrays as .npz atomically. The archive is built in memory, then written: numpy's zip writer,
+    interrupted by a full disk, would leave a ZipFile whose clean-up fails again and prints its own traceback."""
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def save_json(path: str | os.PathLike[str], obj: Any) -> None:

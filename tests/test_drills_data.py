@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_TRAIN, lavimo_process, run_lavimo, small_disk, tree_digest, wait_for_text
+from helpers import REPO, TINY_TRAIN, lavimo_process, run_lavimo, small_disk, tree_digest, wait_for_text
 
 from lavimo.io import folder_lock
 
@@ -232,3 +232,36 @@ def test_a_full_disk_stops_the_build_clearly_and_a_rerun_with_space_finishes(
         code, output = run_lavimo(*build_args(dataset, out))
         assert code == 0, output[-3000:]
         assert tree_digest(out) == tree_digest(reference_cache)
+
+
+def test_a_full_disk_while_extracting_the_demo_bundle_names_the_folder(tmp_path: Path) -> None:
+    """tarfile's write error names no file ("a file being written" before): the disk-full error names the folder
+    being extracted, and no half-extracted folder is left to be taken as done."""
+    from lavimo.datasets.bundle import unpack_bundle
+    from lavimo.io import DiskFullError
+
+    dest = tmp_path / "raw"
+    with small_disk(dest, 256):
+        with pytest.raises(DiskFullError) as caught:
+            unpack_bundle(REPO / "resources" / "demo", dest)
+        assert str(caught.value).startswith(str(dest)) and "no space left on device" in str(caught.value)
+        assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == []
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_an_npz_write_to_a_full_disk_is_one_error_and_nothing_else(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A motion shard (.npz) that no longer fits: the disk-full error naming it, no file left, and no "Exception
+    ignored in ZipFile.__del__" printed later by numpy's half-closed archive."""
+    import gc
+
+    from lavimo.io import DiskFullError, save_npz
+
+    folder = tmp_path / "motions"
+    with small_disk(folder, 256):
+        with pytest.raises(DiskFullError, match=r"0000\.npz: no space left on device"):
+            save_npz(folder / "0000.npz", {"a/joints": np.ones((4000, 22, 3), np.float32) * np.arange(3)}, False)
+        gc.collect()
+        assert list(folder.iterdir()) == []
+    assert "Exception ignored" not in capfd.readouterr().err

@@ -363,7 +363,9 @@ def _bad_inputs(tmp: Path, dataset: Path, index_dir: Path, other_run: Path) -> d
         "foreign index": (["search", "--index", tmp / "notes", "--text", "a bow"], "not a lavimo search index"),
         "broken bvh": ([*search, "--bvh", tmp / "broken.bvh"], "broken.bvh: "),
         "missing bvh": ([*search, "--bvh", tmp / "none.bvh"], "none.bvh: BVH file does not exist"),
-        "bad k": ([*search, "--text", "a bow", "-k", "0"], "-k: must be at least 1"),
+        "bad k": ([*search, "--text", "a bow", "-k", "0"], "-k: 0 is outside 1..100"),
+        "huge k": ([*search, "--text", "a bow", "-k", "100000"], "-k: 100000 is outside 1..100"),
+        "sheet folder": ([*search, "--text", "a bow", "--sheet", tmp], f"{tmp}: is a folder: name the PNG file"),
     }
 
 
@@ -383,6 +385,8 @@ BAD_CASES = (
     "broken bvh",
     "missing bvh",
     "bad k",
+    "huge k",
+    "sheet folder",
 )
 
 

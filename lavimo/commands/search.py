@@ -56,12 +56,15 @@ def quiet_model_loading() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lavimo.search import MAX_K
     from lavimo.search.encode import SearchInputError
     from lavimo.search.previews import contact_sheet
     from lavimo.search.query import Searcher
 
-    if args.k < 1:
-        raise SearchInputError("-k", f"must be at least 1, got {args.k}")
+    if not 1 <= args.k <= MAX_K:
+        raise SearchInputError("-k", f"{args.k} is outside 1..{MAX_K} (the most results one query returns)")
+    if args.sheet is not None and args.sheet.is_dir():
+        raise SearchInputError(args.sheet, "is a folder: name the PNG file to write the contact sheet to")
     kind, value = describe_query(args)
     if not args.verbose:  # the table (or JSON) alone on stdout, the one error line alone on stderr
         quiet_model_loading()

@@ -19,7 +19,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lavimo.io import LavimoInputError, atomic_path, file_sha256, folder_lock, save_json, save_text
+from lavimo.io import (
+    DiskFullError,
+    LavimoInputError,
+    atomic_path,
+    file_sha256,
+    folder_lock,
+    is_disk_full,
+    save_json,
+    save_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +191,12 @@ def _extract(archive: Path, target: Path, entry: dict[str, Any]) -> None:
     try:
         with tarfile.open(archive, mode="r:xz") as tar:
             members = sum(1 for m in tar.getmembers() if m.isfile())
-            tar.extractall(staging, filter="data")
+            try:
+                tar.extractall(staging, filter="data")
+            except OSError as error:  # tarfile's write error names no file: name the folder being filled
+                if is_disk_full(error):
+                    raise DiskFullError(target) from None
+                raise
         for path in staging.rglob("*"):
             if path.is_file():
                 os.utime(path)  # extraction time, so that file stamps change with the content

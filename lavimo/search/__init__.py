@@ -28,7 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BuildReport", "Hit", "SearchIndex", "SearchInputError", "Searcher", "build_index"]
+__all__ = ["MAX_K", "BuildReport", "Hit", "SearchIndex", "SearchInputError", "Searcher", "build_index"]
+
+MAX_K = 100  # the most results one query returns (the CLI and the web page alike): a page, not the library
 
 _HOMES = {
     "BuildReport": "lavimo.search.index",

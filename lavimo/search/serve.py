@@ -25,11 +25,11 @@ from werkzeug.serving import BaseWSGIServer
 from werkzeug.utils import secure_filename
 
 from lavimo.io import LavimoInputError
+from lavimo.search import MAX_K
 from lavimo.search.previews import PREVIEW_FRAMES
 from lavimo.search.query import Searcher
 
 LOCALHOST = "127.0.0.1"  # never other interfaces: the page has no authentication
-MAX_K = 100
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 WEB_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 
