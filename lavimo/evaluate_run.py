@@ -18,7 +18,6 @@ from lavimo.embed import embed_dataset, load_trained
 from lavimo.evaluate import cosine_sims, evaluate_embeddings, write_metrics
 from lavimo.io import LavimoInputError, read_json, save_json, save_npz
 from lavimo.layout import CURRENT, features_dir
-from lavimo.model.config import ModelConfig
 from lavimo.retrieval_data import RetrievalDataset, split_ids
 from lavimo.text.sentences import open_sentence_cache
 from lavimo.text.similarity import DEFAULT_PROTOCOL_B_SCALE, check_threshold, similarity_record
@@ -78,7 +77,7 @@ def evaluate_run(
         "split": split,
         "threshold": threshold,
         "caption_similarity": similarity_record(
-            (threshold, threshold_scale), ModelConfig.from_dict(config.get("model", {})).train_targets
+            (threshold, threshold_scale), model.config.train_targets  # the checkpoint's own model config
         ),
         "checkpoint": model_path.name,
         "epoch": int(state.get("epoch", 0)),

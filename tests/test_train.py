@@ -309,3 +309,19 @@ def test_a_corrupt_or_poisoned_motion_shard_is_named_in_one_line(training_datase
     write_shard(path, motions, meta)
     with pytest.raises(LavimoInputError, match=f"clip {poisoned} has NaN/Inf motion features"):
         compute_motion_stats(dataset, train_ids)
+
+
+def test_metrics_record_the_training_targets_the_run_was_trained_with(training_dataset: Path, tmp_path: Path) -> None:
+    """metrics.json names the run's own targets (rule, threshold, scale) beside protocol (b)'s, which are another
+    setting; a run with TMR's filter rule at raw cos 0.7 must not be recorded as the default."""
+    from lavimo.evaluate_run import evaluate_run
+
+    overrides = {**TINY, "epochs": "1", "model.soft_targets": "filter", "model.target_threshold": "0.7"}
+    run = tmp_path / "filter07"
+    train(training_dataset, run, make_train_config("tiny", overrides), progress=False)
+    metrics = evaluate_run(run, threshold=0.85)
+    assert metrics["caption_similarity"] == {
+        "protocol_b": {"threshold": 0.85, "scale": "(1+cos)/2", "rule": "correct where s > threshold"},
+        "training_targets": {"rule": "filter", "threshold": 0.7, "scale": "cos"},
+    }
+    assert json.loads((run / "metrics.json").read_text())["caption_similarity"] == metrics["caption_similarity"]
