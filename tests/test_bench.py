@@ -98,3 +98,30 @@ def test_bench_train_measures_each_precision_and_projects_humanml3d(training_dat
         assert result["epochs"] == make_train_config("tiny", {}).epochs
     assert HUMANML3D_TRAIN_CLIPS == 23_384
     assert projected_hours(23_384 / 3600, 400) == pytest.approx(400.0)
+
+
+def test_bench_flip_compares_a_view_with_its_flip_its_mirror_and_another_clip(
+    training_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On real demo motions drawn as frames: three cosines per clip, each in [-1, 1], a view closest to its own flip
+    (a flip of a stick figure changes less than another motion does)."""
+    import re
+
+    from lavimo.cli import main
+
+    results = tmp_path / "results"
+    (results / "demo").mkdir(parents=True)
+    (results / "demo" / "frames").symlink_to(training_dataset / "frames")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"results_dir": str(results)}))
+    assert main(["bench", "flip", "--config", str(config), "--limit", "4"]) == 0
+    out = capsys.readouterr().out
+    means = {
+        name: float(mean)
+        for name, mean in re.findall(r"  (its own flip|the mirror clip|another clip)\s+mean (\S+)", out)
+    }
+    assert set(means) == {"its own flip", "the mirror clip", "another clip"} and "4 demo clips" in out
+    assert all(-1.0 <= m <= 1.0 for m in means.values()) and means["its own flip"] > means["another clip"]
+    empty = tmp_path / "empty.yaml"
+    empty.write_text(yaml.safe_dump({"results_dir": str(tmp_path / "none")}))
+    assert main(["bench", "flip", "--config", str(empty)]) == 2

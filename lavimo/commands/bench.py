@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "retarget": "lavimo.bench.retarget:bench_retarget",
     "render": "lavimo.bench.render:bench_render",
     "features": "lavimo.bench.features:bench_features",
+    "flip": "lavimo.bench.flip:bench_flip",
     "train": "lavimo.bench.train:bench_train",
     "dag": "lavimo.bench.dag:bench_dag",
     "scale": "lavimo.bench.scale:bench_scale",
