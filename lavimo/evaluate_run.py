@@ -77,7 +77,8 @@ def evaluate_run(
         "split": split,
         "threshold": threshold,
         "caption_similarity": similarity_record(
-            (threshold, threshold_scale), model.config.train_targets  # the checkpoint's own model config
+            (threshold, threshold_scale),
+            model.config.train_targets,  # the checkpoint's own model config
         ),
         "checkpoint": model_path.name,
         "epoch": int(state.get("epoch", 0)),
