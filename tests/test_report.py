@@ -499,6 +499,16 @@ def test_cli_reports_only_the_variants_asked_for(results: Path, capsys: pytest.C
     assert "missing: kitml/2modal: no run" in capsys.readouterr().out
 
 
+def test_cli_refuses_a_mistyped_or_empty_results_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A results tree that is not there, or holds no dataset, is one line and exit 2, not an empty report."""
+    (tmp_path / "empty").mkdir()
+    cases = ((tmp_path / "reslts", "no results folder here"), (tmp_path / "empty", "holds no dataset results"))
+    for folder, problem in cases:
+        assert main(["report", "--results", str(folder), "--out", str(tmp_path / "r.html")]) == 2
+        assert f"lavimo: error: {folder}: {problem}" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_attribution_notice_matches_the_bundle(repo_root: Path) -> None:
     bundle = " ".join((repo_root / "resources/demo/ATTRIBUTION.md").read_text().split())
     for line in BANDAI_NAMCO_NOTICE:

@@ -39,7 +39,6 @@ def bench_flip(args: argparse.Namespace) -> int:
     clips = sources[:: max(1, len(sources) // (args.limit or 10))][: args.limit or 10]
     if len(clips) < 2:
         raise LavimoInputError(frames_dir, "fewer than 2 rendered clips with a mirror")
-    torch.set_num_threads(1)
     encoder = load_frame_encoder(config["features"]["encoder"], config["features"]["checkpoint"])
     size = encoder.preprocessing.input_size
 

@@ -31,6 +31,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lavimo.io import LavimoInputError
+    from lavimo.layout import DATASETS
+
+    if not args.results.is_dir():
+        raise LavimoInputError(args.results, "no results folder here (mistyped? the pipeline writes results/)")
+    if not any((args.results / name).is_dir() for name in DATASETS):
+        raise LavimoInputError(args.results, f"holds no dataset results (looked for {', '.join(DATASETS)})")
     from lavimo.report import build_report
 
     out = args.out or args.results / "report.html"
