@@ -3,7 +3,7 @@
 Over up to ``--limit`` (default 10) rendered demo clips that have a mirror (``M`` clip), the clean view's per-frame
 features against: the same view flipped left-right, the mirror clip's own rendered view, and another clip's view
 (cosine, averaged over the 8 frames). An encoder that barely sees a flip cannot tell a flipped view of X from X's
-own, which is what ``train.hflip_pairing: mirror`` asks it to (README, "Flipped views").
+own, which is what the training setting ``hflip_pairing: mirror`` asks it to (README, "Flipped views").
 """
 
 from __future__ import annotations
