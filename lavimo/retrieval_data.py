@@ -162,8 +162,7 @@ class RetrievalDataset(torch.utils.data.Dataset):
         """{index: index of its mirrored clip} for the clips whose mirror is in this split with as many captions
         and frames; a flipped view of any other clip keeps its own motion (counted in a warning)."""
         assert self.features is not None
-        if not self.features.records_flips:
-            self.features.view_flipped(self.clip_ids[0], 0)  # raises the input error that names the cache
+        self.features.require_flip_records()
         position = {clip_id: i for i, clip_id in enumerate(self.clip_ids)}
         pairs = {}
         for i, clip_id in enumerate(self.clip_ids):

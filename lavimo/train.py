@@ -56,7 +56,14 @@ from lavimo.retrieval_data import (
     split_ids,
 )
 from lavimo.text.sentences import SentenceCache, open_sentence_cache
-from lavimo.train_config import RESUME_FREE_FIELDS, TrainConfig, check_train_config, coerce, make_train_config
+from lavimo.train_config import (
+    RESUME_FREE_FIELDS,
+    TrainConfig,
+    changed_settings,
+    check_train_config,
+    coerce,
+    make_train_config,
+)
 from lavimo.video.cache import FeatureCache
 
 log = logging.getLogger(__name__)
@@ -280,10 +287,8 @@ class Trainer:
             raise LavimoInputError(
                 error.path, f"{error.problem}; delete it or pass --restart to train from the start"
             ) from error
-        saved = {k: v for k, v in state.get("train_config", {}).items() if k not in RESUME_FREE_FIELDS}
-        wanted = {k: v for k, v in self.cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
-        if saved != wanted:
-            changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        changed = changed_settings(state.get("train_config", {}), self.cfg)
+        if changed:
             raise LavimoInputError(
                 self.last_path,
                 f"holds a run with other settings ({', '.join(changed)}); "

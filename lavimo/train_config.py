@@ -175,6 +175,15 @@ def check_train_config(cfg: TrainConfig) -> None:
     cfg.model_config()  # the model's own checks (ModelConfig.__post_init__)
 
 
+def changed_settings(saved: Mapping[str, Any], cfg: TrainConfig) -> list[str]:
+    """The settings (by name, sorted) in which a recorded run's ``saved`` train config differs from ``cfg``, leaving
+    out those that do not change the numbers (:data:`RESUME_FREE_FIELDS`)."""
+    wanted = cfg.to_dict()
+    return sorted(
+        k for k in wanted.keys() | saved.keys() if k not in RESUME_FREE_FIELDS and saved.get(k) != wanted.get(k)
+    )
+
+
 def check_run_folder(out_dir: str | os.PathLike[str], dataset_dir: str | os.PathLike[str], cfg: TrainConfig) -> None:
     """Refuse to train into a folder that holds a run of another dataset or other settings (its ``config.json``):
     training would replace that run's weights, checkpoints and history. ``lavimo train --restart`` replaces it on
@@ -192,9 +201,7 @@ def check_run_folder(out_dir: str | os.PathLike[str], dataset_dir: str | os.Path
             f"holds a run of another dataset ({recorded.get('dataset')}: {recorded_dir}); pass --restart to replace "
             "it or use another --out",
         )
-    saved = {k: v for k, v in (recorded.get("train") or {}).items() if k not in RESUME_FREE_FIELDS}
-    wanted = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE_FIELDS}
-    changed = sorted(k for k in wanted.keys() | saved.keys() if saved.get(k) != wanted.get(k))
+    changed = changed_settings(recorded.get("train") or {}, cfg)
     if changed:
         raise LavimoInputError(
             config_path,

@@ -160,20 +160,19 @@ class FeatureCache:
             raise IndexError(f"clip {clip_id!r} has {n_views} view(s), asked for view {view}")
         return self.shard_array(shard)[row, view]
 
-    @property
-    def records_flips(self) -> bool:
-        """Whether each training view's flip can be told (:meth:`view_flipped`): caches built since the flip got its
-        own draw (``augmentation.hflip_draw``)."""
-        return self.meta.get("augmentation", {}).get("hflip_draw") == HFLIP_DRAW
-
-    def view_flipped(self, clip_id: str, view: int) -> bool:
-        """Whether training view ``view`` of a clip shows its frames flipped left-right (val/test views never are)."""
-        if not self.records_flips:
+    def require_flip_records(self) -> None:
+        """Refuse a cache that cannot tell which training views are flipped (:meth:`view_flipped`): one built before
+        the flip got its own draw (``augmentation.hflip_draw``)."""
+        if self.meta.get("augmentation", {}).get("hflip_draw") != HFLIP_DRAW:
             raise LavimoInputError(
                 self.path / "meta.json",
                 "this cache does not record which views are flipped (built before the flip had its own draw): "
                 "rebuild it with `lavimo features build` to pair flipped views with mirrored motions",
             )
+
+    def view_flipped(self, clip_id: str, view: int) -> bool:
+        """Whether training view ``view`` of a clip shows its frames flipped left-right (val/test views never are)."""
+        self.require_flip_records()
         if self.split(clip_id) != "train":
             return False
         augmentation = self.meta["augmentation"]
